@@ -1,0 +1,1 @@
+"""Kazbot: answers questions about a body of news articles, with citations."""

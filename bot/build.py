@@ -1,0 +1,355 @@
+"""Rebuild the index from `corpus/`: incrementally, atomically, and without losing the index in use.
+
+Only new or changed articles are embedded; unchanged ones keep their vectors from the version in use. The
+new version is written to a temporary directory, fsynced, renamed into place, and only then named by
+`CURRENT` (written to a temporary file and `os.replace`d), so a crash at any point leaves the previous
+version serving. Builds are serialized by a lock file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot import store
+from bot.chunking import ChunkingSettings, chunk_sentences, split_clauses, split_sentences
+from bot.cleaning import CLEANER_VERSION
+from bot.corpus import Article, CorpusFile, fingerprint, load_article, scan
+from bot.embedding import Embedder, Vectors
+from bot.errors import ArticleError, BuildError, IndexStoreError
+from bot.text import terms
+
+# Versions kept besides the current one, for readers that resolved CURRENT just before a swap.
+_KEEP_PREVIOUS = 1
+_BUILD_PREFIX = ".build-"
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the summary line and for tests."""
+
+    version: str | None = None
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    documents: int = 0
+    chunks: int = 0
+    sentences: int = 0
+    embedded_texts: int = 0
+    seconds: float = 0.0
+    up_to_date: bool = False
+    full_reason: str | None = None
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            head = f"Index {self.version} is up to date"
+        else:
+            head = f"Built index {self.version}"
+        counts = (
+            f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
+            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
+            f"{self.documents} articles, {self.chunks} chunks, {self.sentences} sentences; {self.seconds:.1f} s"
+        )
+        lines = [f"{head}: {counts}"]
+        if self.full_reason:
+            lines.append(f"Full rebuild: {self.full_reason}")
+        lines += [f"  skipped {name}: {reason}" for name, reason in sorted(self.skipped.items())]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _ArticleParts:
+    """One article's rows and vectors, indexed locally (sentence 0 is its first sentence)."""
+
+    document: store.Document
+    sentence_spans: list[tuple[int, int]]
+    chunk_bounds: list[tuple[int, int]]
+    chunk_vectors: Vectors
+    sentence_vectors: Vectors
+    clause_sentences: list[int]
+    clause_vectors: Vectors
+
+
+ProgressFactory = Callable[[int], Any]
+
+
+def build_index(
+    corpus_dir: Path,
+    index_dir: Path,
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    *,
+    full: bool = False,
+    progress: ProgressFactory | None = None,
+) -> BuildReport:
+    """Bring the index up to date with `corpus_dir`; see the module docstring for the guarantees."""
+    started = time.perf_counter()
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with _build_lock(index_dir):
+        _remove_abandoned_builds(index_dir)
+        report = BuildReport()
+        files = scan(corpus_dir)
+        previous, report.full_reason = _reusable_previous(index_dir, embedder, chunking, full)
+        if previous is not None and previous.manifest.get("corpus_fingerprint") == fingerprint(files):
+            report.version = previous.version
+            report.up_to_date = True
+            report.unchanged = sorted(previous.manifest["documents"])
+            report.skipped = dict(previous.manifest.get("skipped", {}))
+            _count(report, previous.data)
+            report.seconds = time.perf_counter() - started
+            return report
+
+        reusable = _previous_parts(previous)
+        previous_names = set(previous.manifest["documents"]) if previous else set()
+        parts: list[_ArticleParts] = []
+        to_embed: list[Article] = []
+        for file in files:
+            old = reusable.get(file.name)
+            if old is not None and old.document.content_hash == file.sha256:
+                parts.append(old)
+                report.unchanged.append(file.name)
+                continue
+            try:
+                to_embed.append(load_article(file))
+            except ArticleError as exc:
+                report.skipped[file.name] = str(exc)
+        for article in to_embed:
+            (report.changed if article.doc_id in previous_names else report.added).append(article.doc_id)
+        parts += _embed_articles(to_embed, embedder, chunking, progress, report)
+        present = {part.document.doc_id for part in parts} | set(report.skipped)
+        report.removed = sorted(previous_names - present)
+
+        if not parts:
+            raise BuildError(
+                f"no article in {corpus_dir} could be read, so there is nothing to index"
+                + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
+            )
+        parts.sort(key=lambda part: part.document.doc_id)
+        data = _assemble(parts, embedder.dimension)
+        manifest = _manifest(embedder, chunking, files, parts, report.skipped)
+        report.version = _publish(index_dir, data, manifest)
+        _count(report, data)
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+def _count(report: BuildReport, data: store.IndexData) -> None:
+    report.documents, report.chunks, report.sentences = len(data.documents), len(data.chunks), len(data.sentences)
+
+
+def _reusable_previous(
+    index_dir: Path, embedder: Embedder, chunking: ChunkingSettings, full: bool
+) -> tuple[store.LoadedIndex | None, str | None]:
+    """The version in use, if its vectors can be reused; otherwise None and why."""
+    if full:
+        return None, "requested (--full)" if store.current_version(index_dir) else None
+    try:
+        previous = store.open_index(index_dir, embedder)
+    except IndexStoreError as exc:
+        return None, None if store.current_version(index_dir) is None else f"the previous index is unusable: {exc}"
+    if previous.manifest.get("chunking") != _chunking_manifest(chunking):
+        return None, "chunking or cleaning settings changed"
+    return previous, None
+
+
+def _previous_parts(previous: store.LoadedIndex | None) -> dict[str, _ArticleParts]:
+    if previous is None:
+        return {}
+    data = previous.data
+    sentence_ids: dict[int, list[int]] = {}
+    chunk_ids: dict[int, list[int]] = {}
+    clause_ids: dict[int, list[int]] = {}
+    for sentence_id, sentence in enumerate(data.sentences):
+        sentence_ids.setdefault(sentence.document, []).append(sentence_id)
+    for chunk_id, chunk in enumerate(data.chunks):
+        chunk_ids.setdefault(chunk.document, []).append(chunk_id)
+    for clause_id, sentence_id in enumerate(data.clause_sentences):
+        clause_ids.setdefault(data.sentences[sentence_id].document, []).append(clause_id)
+    parts = {}
+    for number, document in enumerate(data.documents):
+        sentences, chunks = sentence_ids.get(number, []), chunk_ids.get(number, [])
+        clauses = clause_ids.get(number, [])
+        first = sentences[0] if sentences else 0
+        parts[document.doc_id] = _ArticleParts(
+            document=document,
+            sentence_spans=[(data.sentences[i].start, data.sentences[i].end) for i in sentences],
+            chunk_bounds=[(data.chunks[c].first_sentence - first, data.chunks[c].last_sentence - first) for c in chunks],
+            chunk_vectors=data.chunk_vectors[chunks],
+            sentence_vectors=data.sentence_vectors[sentences],
+            clause_sentences=[data.clause_sentences[c] - first for c in clauses],
+            clause_vectors=data.clause_vectors[clauses],
+        )
+    return parts
+
+
+def _embed_articles(
+    articles: list[Article],
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    progress: ProgressFactory | None,
+    report: BuildReport,
+) -> list[_ArticleParts]:
+    parts = []
+    bar = progress(len(articles)) if progress and articles else None
+    for article in articles:
+        spans = split_sentences(article.text)
+        if not spans:
+            report.skipped[article.doc_id] = "no sentences found in the article text"
+            continue
+        chunks = chunk_sentences(spans, article.text, chunking)
+        document = store.Document(
+            article.doc_id,
+            article.title,
+            article.publisher,
+            article.published,
+            article.url,
+            article.content_hash,
+            article.text,
+        )
+        sentence_texts = [article.text[start:end] for start, end in spans]
+        chunk_texts = [
+            f"{article.title}\n{article.text[spans[c.first_sentence][0] : spans[c.last_sentence][1]]}" for c in chunks
+        ]
+        clauses = [(number, clause) for number, text in enumerate(sentence_texts) for clause in split_clauses(text)]
+        vectors = embedder.embed(chunk_texts + sentence_texts + [clause for _, clause in clauses])
+        report.embedded_texts += len(vectors)
+        sentences_end = len(chunks) + len(sentence_texts)
+        parts.append(
+            _ArticleParts(
+                document=document,
+                sentence_spans=spans,
+                chunk_bounds=[(c.first_sentence, c.last_sentence) for c in chunks],
+                chunk_vectors=vectors[: len(chunks)],
+                sentence_vectors=vectors[len(chunks) : sentences_end],
+                clause_sentences=[number for number, _ in clauses],
+                clause_vectors=vectors[sentences_end:],
+            )
+        )
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return parts
+
+
+def _assemble(parts: list[_ArticleParts], dimension: int) -> store.IndexData:
+    documents, sentences, chunks, clause_sentences = [], [], [], []
+    for number, part in enumerate(parts):
+        offset = len(sentences)
+        documents.append(part.document)
+        clause_sentences += [offset + sentence for sentence in part.clause_sentences]
+        sentences += [store.SentenceRow(number, start, end) for start, end in part.sentence_spans]
+        chunks += [
+            store.ChunkRow(number, position, offset + first, offset + last)
+            for position, (first, last) in enumerate(part.chunk_bounds)
+        ]
+
+    def stack(arrays: list[Vectors]) -> Vectors:
+        return np.vstack(arrays).astype(np.float32) if arrays else np.zeros((0, dimension), np.float32)
+
+    return store.IndexData(
+        documents=documents,
+        sentences=sentences,
+        chunks=chunks,
+        chunk_vectors=stack([part.chunk_vectors for part in parts]),
+        sentence_vectors=stack([part.sentence_vectors for part in parts]),
+        clause_sentences=clause_sentences,
+        clause_vectors=stack([part.clause_vectors for part in parts]),
+    )
+
+
+def _chunking_manifest(chunking: ChunkingSettings) -> dict[str, Any]:
+    return {**dataclasses.asdict(chunking), "cleaner_version": CLEANER_VERSION}
+
+
+def _manifest(
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    files: list[CorpusFile],
+    parts: list[_ArticleParts],
+    skipped: dict[str, str],
+) -> dict[str, Any]:
+    hashes = {file.name: file.sha256 for file in files}
+    return {
+        "format_version": store.FORMAT_VERSION,
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model": {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension},
+        "chunking": _chunking_manifest(chunking),
+        "corpus_fingerprint": fingerprint(files),
+        "documents": {
+            part.document.doc_id: {
+                "content_hash": part.document.content_hash,
+                "title": part.document.title,
+                "sentences": len(part.sentence_spans),
+                "chunks": len(part.chunk_bounds),
+            }
+            for part in parts
+        },
+        "skipped": {name: {"reason": reason, "content_hash": hashes.get(name)} for name, reason in skipped.items()},
+        "counts": {
+            "documents": len(parts),
+            "chunks": sum(len(part.chunk_bounds) for part in parts),
+            "sentences": sum(len(part.sentence_spans) for part in parts),
+        },
+    }
+
+
+def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -> str:
+    """Write the version beside the current one, then swap `CURRENT` to it; returns the version name."""
+    version = f"v-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
+    staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=index_dir))
+    try:
+        bm25_tokens = [terms(data.chunk_search_text(i)) for i in range(len(data.chunks))]
+        store.write_version(staging, data, bm25_tokens, {**manifest, "version": version})
+        staging.chmod(0o755)
+        staging.rename(index_dir / version)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    store.fsync_path(index_dir)
+    pointer = index_dir / f"{store.CURRENT}.tmp"
+    with pointer.open("w", encoding="utf-8") as stream:
+        stream.write(version + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(pointer, index_dir / store.CURRENT)
+    store.fsync_path(index_dir)
+    _remove_old_versions(index_dir, keep=version)
+    return version
+
+
+def _remove_old_versions(index_dir: Path, keep: str) -> None:
+    versions = sorted(path for path in index_dir.glob("v-*") if path.is_dir() and path.name != keep)
+    for path in versions[: max(0, len(versions) - _KEEP_PREVIOUS)]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_abandoned_builds(index_dir: Path) -> None:
+    """Staging directories left by a build that crashed (we hold the lock, so none is in progress)."""
+    for path in index_dir.glob(f"{_BUILD_PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    with (index_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

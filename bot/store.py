@@ -1,0 +1,305 @@
+"""The index on disk: a directory per version, the one in use named by the file `CURRENT`.
+
+    index/CURRENT                 the name of the version in use, replaced atomically
+    index/v-<time>-<id>/          one complete, immutable version:
+        manifest.json             format, model and weights hash, dimension, chunking, documents, file hashes
+        chunks.faiss              chunk vectors (FAISS; exact search while the corpus is small)
+        sentence_vectors.npy      one vector per sentence, for choosing the sentences that answer
+        clause_vectors.npy        one vector per clause of a long sentence (which sentence: store.sqlite)
+        store.sqlite              documents, sentences and chunks (character spans into each document)
+        bm25/                     the lexical index over chunks (bm25s, saved without pickle)
+
+A reader resolves `CURRENT` once and reads only that directory, so it never sees a half-written index, and
+a writer (see build.py) only ever adds directories and swaps `CURRENT`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from bot.embedding import Embedder, Vectors
+from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+FAISS_FILE = "chunks.faiss"
+SENTENCE_VECTORS = "sentence_vectors.npy"
+CLAUSE_VECTORS = "clause_vectors.npy"
+SQLITE_FILE = "store.sqlite"
+BM25_DIR = "bm25"
+# Up to this many chunks FAISS searches exhaustively (exact); past it, an HNSW graph keeps search fast.
+EXACT_SEARCH_MAX_CHUNKS = 50_000
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: str
+    publisher: str | None
+    published: str | None
+    url: str | None
+    content_hash: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    document: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    document: int
+    position: int
+    first_sentence: int
+    last_sentence: int
+
+
+@dataclass
+class IndexData:
+    """Everything an index version holds, in memory; what build.py writes and the engine searches."""
+
+    documents: list[Document]
+    sentences: list[SentenceRow]
+    chunks: list[ChunkRow]
+    chunk_vectors: Vectors
+    sentence_vectors: Vectors
+    clause_sentences: list[int]
+    clause_vectors: Vectors
+
+    def sentence_text(self, sentence: int) -> str:
+        row = self.sentences[sentence]
+        return self.documents[row.document].text[row.start : row.end]
+
+    def chunk_text(self, chunk: int) -> str:
+        row = self.chunks[chunk]
+        text = self.documents[row.document].text
+        return text[self.sentences[row.first_sentence].start : self.sentences[row.last_sentence].end]
+
+    def chunk_search_text(self, chunk: int) -> str:
+        """What is embedded and lexically indexed for a chunk: the article title gives it context."""
+        return f"{self.documents[self.chunks[chunk].document].title}\n{self.chunk_text(chunk)}"
+
+
+@dataclass
+class LoadedIndex:
+    """An index version read from disk and verified against its manifest."""
+
+    version: str
+    manifest: dict[str, Any]
+    data: IndexData
+    faiss_index: Any
+    bm25: Any
+
+
+def current_version(index_dir: Path) -> str | None:
+    """The version `CURRENT` names, or None when no index has been built."""
+    try:
+        return (index_dir / CURRENT).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def sha256_path(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file in a version directory except the manifest, by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): sha256_path(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
+def make_faiss_index(vectors: Vectors) -> tuple[Any, str]:
+    """Exact inner-product search while small, HNSW past `EXACT_SEARCH_MAX_CHUNKS`; returns it and its kind."""
+    dimension = vectors.shape[1]
+    if len(vectors) <= EXACT_SEARCH_MAX_CHUNKS:
+        index: Any = faiss.IndexFlatIP(dimension)
+        kind = "IndexFlatIP"
+    else:
+        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        kind = "IndexHNSWFlat(M=32)"
+    index.add(vectors)
+    return index, kind
+
+
+def write_version(directory: Path, data: IndexData, bm25_tokens: list[list[str]], manifest: dict[str, Any]) -> None:
+    """Write every file of a version into `directory` (which must be new), manifest last, all fsynced."""
+    index, kind = make_faiss_index(data.chunk_vectors)
+    faiss.write_index(index, str(directory / FAISS_FILE))
+    np.save(directory / SENTENCE_VECTORS, data.sentence_vectors, allow_pickle=False)
+    np.save(directory / CLAUSE_VECTORS, data.clause_vectors, allow_pickle=False)
+    _write_sqlite(directory / SQLITE_FILE, data)
+    retriever = bm25s.BM25()
+    retriever.index(bm25_tokens, show_progress=False)
+    retriever.save(str(directory / BM25_DIR), show_progress=False)
+    manifest = {**manifest, "faiss_index": kind, "files": file_hashes(directory)}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    for path in directory.rglob("*"):
+        if path.is_file():
+            fsync_path(path)
+    fsync_path(directory / BM25_DIR)
+    fsync_path(directory)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file or directory entry to disk, so a crash after it cannot leave it half-written."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_sqlite(path: Path, data: IndexData) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.executescript(
+                """
+                CREATE TABLE documents (id INTEGER PRIMARY KEY, doc_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL,
+                    publisher TEXT, published TEXT, url TEXT, content_hash TEXT NOT NULL, text TEXT NOT NULL);
+                CREATE TABLE sentences (id INTEGER PRIMARY KEY, document INTEGER NOT NULL REFERENCES documents,
+                    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
+                CREATE TABLE chunks (id INTEGER PRIMARY KEY, document INTEGER NOT NULL REFERENCES documents,
+                    position INTEGER NOT NULL, first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL);
+                CREATE TABLE clauses (id INTEGER PRIMARY KEY, sentence INTEGER NOT NULL REFERENCES sentences);
+                """
+            )
+            connection.executemany(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (i, d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash, d.text)
+                    for i, d in enumerate(data.documents)
+                ],
+            )
+            connection.executemany(
+                "INSERT INTO sentences VALUES (?, ?, ?, ?)",
+                [(i, s.document, s.start, s.end) for i, s in enumerate(data.sentences)],
+            )
+            connection.executemany(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                [(i, c.document, c.position, c.first_sentence, c.last_sentence) for i, c in enumerate(data.chunks)],
+            )
+            connection.executemany("INSERT INTO clauses VALUES (?, ?)", enumerate(data.clause_sentences))
+    finally:
+        connection.close()
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{directory} has no {MANIFEST}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"{directory / MANIFEST} is not valid JSON ({exc})") from None
+    return manifest
+
+
+def open_index(index_dir: Path, embedder: Embedder | None = None, version: str | None = None) -> LoadedIndex:
+    """Read and verify the index `CURRENT` names (or `version`).
+
+    Raises `IndexMissingError` when there is none, `IndexCorruptError` when a file is missing or altered, and
+    `IndexMismatchError` when it was built for another format or for a model other than `embedder`.
+    """
+    version = version or current_version(index_dir)
+    if version is None:
+        raise IndexMissingError(f"no index in {index_dir}: build it with 'python -m bot build'")
+    directory = index_dir / version
+    if not directory.is_dir():
+        raise IndexCorruptError(f"{index_dir / CURRENT} names {version!r}, which does not exist")
+    manifest = read_manifest(directory)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"the index has format {manifest.get('format_version')!r}, this version reads {FORMAT_VERSION}"
+        )
+    check_model(manifest, embedder)
+    expected = manifest.get("files")
+    if not isinstance(expected, dict):
+        raise IndexCorruptError(f"{directory / MANIFEST} lists no files")
+    actual = file_hashes(directory)
+    damaged = sorted(name for name in expected.keys() | actual.keys() if expected.get(name) != actual.get(name))
+    if damaged:
+        raise IndexCorruptError(f"index files missing or altered since the build: {', '.join(damaged)}")
+    try:
+        data = _read_sqlite(directory / SQLITE_FILE)
+        faiss_index = faiss.read_index(str(directory / FAISS_FILE))
+        data.chunk_vectors = _faiss_vectors(faiss_index)
+        data.sentence_vectors = np.load(directory / SENTENCE_VECTORS, allow_pickle=False)
+        data.clause_vectors = np.load(directory / CLAUSE_VECTORS, allow_pickle=False)
+        bm25 = bm25s.BM25.load(str(directory / BM25_DIR), allow_pickle=False, show_progress=False)
+    except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
+        raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
+    dimension = manifest["model"]["dimension"]
+    if (
+        faiss_index.ntotal != len(data.chunks)
+        or data.sentence_vectors.shape != (len(data.sentences), dimension)
+        or data.clause_vectors.shape != (len(data.clause_sentences), dimension)
+    ):
+        raise IndexCorruptError(f"index {version} has vector counts that do not match its chunks and sentences")
+    return LoadedIndex(version=version, manifest=manifest, data=data, faiss_index=faiss_index, bm25=bm25)
+
+
+def check_model(manifest: dict[str, Any], embedder: Embedder | None) -> None:
+    """Vectors from one model mean nothing to another: refuse an index built with different weights."""
+    if embedder is None:
+        return
+    model = manifest.get("model", {})
+    if model.get("fingerprint") != embedder.fingerprint or model.get("dimension") != embedder.dimension:
+        raise IndexMismatchError(
+            f"the index was built with {model.get('name')!r} ({model.get('dimension')} dimensions), but the "
+            f"configured model is {embedder.name!r} ({embedder.dimension} dimensions); rebuild it with "
+            "'python -m bot build --full'"
+        )
+
+
+def _faiss_vectors(index: Any) -> Vectors:
+    vectors: npt.NDArray[np.float32] = index.reconstruct_n(0, index.ntotal)
+    return vectors
+
+
+def _read_sqlite(path: Path) -> IndexData:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        documents = [
+            Document(*row)
+            for row in connection.execute(
+                "SELECT doc_id, title, publisher, published, url, content_hash, text FROM documents ORDER BY id"
+            )
+        ]
+        sentences = [
+            SentenceRow(*row) for row in connection.execute('SELECT document, start, "end" FROM sentences ORDER BY id')
+        ]
+        chunks = [
+            ChunkRow(*row)
+            for row in connection.execute(
+                "SELECT document, position, first_sentence, last_sentence FROM chunks ORDER BY id"
+            )
+        ]
+        clause_sentences = [row[0] for row in connection.execute("SELECT sentence FROM clauses ORDER BY id")]
+    finally:
+        connection.close()
+    empty = np.zeros((0, 0), dtype=np.float32)
+    return IndexData(documents, sentences, chunks, empty, empty, clause_sentences, empty)
