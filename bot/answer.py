@@ -41,7 +41,7 @@ MIN_CONFIDENCE = 0.42
 MIN_MEANING = 0.30
 # A further sentence joins the answer only when it scores nearly as well as the best one.
 SECOND_SENTENCE_RATIO = 0.9
-MAX_SENTENCES = 3
+MAX_SENTENCES = 2
 # How far down the ranking to look for a sentence that passes every check before abstaining.
 CANDIDATES_TO_CHECK = 3
 SAME_SENTENCE_COSINE = 0.97
@@ -224,7 +224,9 @@ class SentenceSelector:
                 break
             if other.sentence in chosen or self._repeats(other, chosen):
                 continue
-            if question.answer_type is AnswerType.OTHER or other.type_ok:
+            # A further sentence must match the question's words or its meaning better than the best one does.
+            better_somehow = other.term_share >= best.term_share or other.meaning >= best.meaning
+            if (question.answer_type is AnswerType.OTHER or other.type_ok) and better_somehow:
                 chosen.append(other.sentence)
         # A sentence that opens with "He", "They" or "It" needs the one before it to be understood.
         if _PRONOUN_START.match(self._data.sentence_text(best.sentence)) and self._same_document(
@@ -277,6 +279,8 @@ class SentenceSelector:
                 return True
             asked = {stem(w) for w in words(question.text)}
             for match in _CAPITALIZED.finditer(text):
+                if match.start() == 0 and " " not in match.group():
+                    continue  # A capital that only opens the sentence names nothing.
                 if any(stem(w) not in asked for w in words(match.group()) if w not in STOPWORDS):
                     return True
             return kind is AnswerType.PERSON and bool(_PERSON_NOUNS & (self._sentence_terms[sentence] - question.terms))

@@ -162,15 +162,17 @@ class Engine:
 
 
 def _citation(n: int, document: Document, sentences: list[int], index: LoadedIndex) -> Citation:
-    """The passage shown with a source: the quoted sentences with one sentence of context either side."""
+    """The passage shown with a source: each quoted sentence with one sentence of context either side."""
     rows = index.data.sentences
-    first = max(min(sentences) - 1, 0)
-    last = min(max(sentences) + 1, len(rows) - 1)
-    while rows[first].document != rows[min(sentences)].document:
-        first += 1
-    while rows[last].document != rows[max(sentences)].document:
-        last -= 1
-    passage = document.text[rows[first].start : rows[last].end]
+    windows: list[list[int]] = []
+    for sentence in sorted(sentences):
+        first = sentence - 1 if sentence > 0 and rows[sentence - 1].document == rows[sentence].document else sentence
+        last = sentence + 1 if sentence + 1 < len(rows) and rows[sentence + 1].document == rows[sentence].document else sentence
+        if windows and first <= windows[-1][1] + 1:
+            windows[-1][1] = max(windows[-1][1], last)
+        else:
+            windows.append([first, last])
+    passage = "\n…\n".join(document.text[rows[first].start : rows[last].end] for first, last in windows)
     return Citation(n, document.title, document.publisher, document.published, document.url, document.doc_id, passage)
 
 

@@ -29,13 +29,26 @@ QUESTION_FRAME = frozenset(
 # "one" and "two" are stopwords for matching ("one of the activists"), but numbers as answers are detected
 # separately (see answer.py), so they are not lost.
 
+# Irregular past forms the stemmer leaves alone: "led" must match "leads", "held" match "hold".
+_IRREGULAR = dict(
+    pair.split(":")
+    for pair in """led:lead held:hold said:say told:tell took:take taken:take gave:give given:give won:win
+    began:begin begun:begin brought:bring bought:buy built:build chose:choose chosen:choose came:come
+    did:do done:do drove:drive driven:drive fell:fall fallen:fall felt:feel fought:fight found:find fled:flee
+    forbade:forbid forbidden:forbid got:get gotten:get went:go gone:go grew:grow grown:grow heard:hear hid:hide
+    hidden:hide kept:keep knew:know known:know left:leave lost:lose made:make meant:mean met:meet paid:pay
+    ran:run rose:rise risen:rise saw:see seen:see sought:seek sold:sell sent:send shot:shoot shut:shut
+    spoke:speak spoken:speak spent:spend stood:stand struck:strike swore:swear sworn:swear taught:teach
+    thought:think threw:throw thrown:throw understood:understand wrote:write written:write arisen:arise
+    arose:arise wore:wear worn:wear""".split()
+)
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _stemmer = Stemmer.Stemmer("english")
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    return str(_stemmer.stemWord(word))
+    return str(_stemmer.stemWord(_IRREGULAR.get(word, word)))
 
 
 def words(text: str) -> list[str]:

@@ -1,0 +1,232 @@
+"""The console transport: an interactive REPL, plain answers for piped input, or one JSON line per question."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import textwrap
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from bot.conversation import Conversation
+from bot.engine import Answer, Engine
+from bot.formatting import human_date, source_line
+
+HELP = """Ask anything about the articles; answers quote them, with sources.
+Follow-up questions ("How long was he detained?") use the conversation so far.
+
+  /new      forget the conversation and start afresh
+  /sources  list the articles with their dates and links
+  /help     show this help
+  /quit     leave (Ctrl-D works too)"""
+COMMANDS = ("/new", "/sources", "/help", "/quit", "/exit")
+
+
+class Console:
+    """Renders engine answers to a terminal or a pipe; holds one conversation."""
+
+    def __init__(self, engine: Engine, out: IO[str], *, history_turns: int = 3, color: bool = False) -> None:
+        self.engine = engine
+        self.out = out
+        self.conversation = Conversation(history_turns)
+        self.color = color
+
+    def handle_command(self, line: str) -> bool:
+        """Run a /command; returns False when the user asked to leave."""
+        command = line.split()[0].lower()
+        if command in ("/quit", "/exit"):
+            return False
+        if command == "/new":
+            self.conversation.reset()
+            self._print(self._dim("Conversation cleared."))
+        elif command == "/sources":
+            self._print(self.render_sources())
+        elif command == "/help":
+            self._print(HELP)
+        else:
+            self._print(f"Unknown command {command}. Commands: {', '.join(COMMANDS[:4])}.")
+        return True
+
+    def ask(self, question: str) -> Answer:
+        answer = self.engine.answer(question, self.conversation)
+        self._print(self.render_answer(answer))
+        return answer
+
+    def render_answer(self, answer: Answer) -> str:
+        width = min(shutil.get_terminal_size((100, 20)).columns, 100)
+        body = textwrap.fill(answer.text, width=width) if answer.text else ""
+        if not answer.citations:
+            return body + "\n"
+        lines = [body, ""]
+        for citation in answer.citations:
+            lines.append(self._bold(f"[{citation.n}] ") + source_line(citation))
+            if citation.url:
+                lines.append(f"    {self._link(citation.url)}")
+        return "\n".join(lines) + "\n"
+
+    def render_sources(self) -> str:
+        sources = self.engine.sources()
+        lines = [f"{len(sources)} articles:"]
+        for number, source in enumerate(sources, 1):
+            lines.append(f"{number}. {source_line(source)}")
+            lines.append(f"   {self._link(source.url) if source.url else '(no link) ' + source.source}")
+        return "\n".join(lines)
+
+    def _print(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _bold(self, text: str) -> str:
+        return click.style(text, bold=True) if self.color else text
+
+    def _dim(self, text: str) -> str:
+        return click.style(text, dim=True) if self.color else text
+
+    def _link(self, url: str) -> str:
+        if not self.color:
+            return url
+        # OSC 8: terminals that support it make the URL clickable; the others show it as plain text.
+        return f"\033]8;;{url}\033\\{click.style(url, fg='blue', underline=True)}\033]8;;\033\\"
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The `--json` line for one question."""
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "citations": [
+            {
+                "n": c.n,
+                "title": c.title,
+                "publisher": c.publisher,
+                "published": c.published,
+                "url": c.url,
+                "source": c.source,
+                "passage": c.passage,
+            }
+            for c in answer.citations
+        ],
+    }
+
+
+def run_json(engine: Engine, lines: Iterable[str], out: IO[str], history_turns: int) -> None:
+    """One JSON line per question; `/new` resets, `/sources` and `/help` print a JSON line of their own."""
+    conversation = Conversation(history_turns)
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        record: dict[str, Any] | None
+        if line.startswith("/"):
+            command = line.split()[0].lower()
+            if command in ("/quit", "/exit"):
+                break
+            if command == "/new":
+                conversation.reset()
+                record = None
+            elif command == "/sources":
+                record = {"command": command, "sources": [_source_json(s) for s in engine.sources()]}
+            else:
+                record = {"command": command, "help": HELP}
+        else:
+            record = answer_json(engine.answer(line, conversation))
+        if record is not None:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+
+
+def _source_json(source: Any) -> dict[str, Any]:
+    return {
+        "title": source.title,
+        "publisher": source.publisher,
+        "published": source.published,
+        "url": source.url,
+        "source": source.source,
+    }
+
+
+def run_plain(engine: Engine, lines: Iterable[str], out: IO[str], history_turns: int) -> None:
+    """Piped input without --json: each answer as plain text, separated by blank lines."""
+    console = Console(engine, out, history_turns=history_turns)
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("/"):
+            if not console.handle_command(line):
+                break
+            continue
+        console.ask(line)
+
+
+def run_repl(engine: Engine, history_turns: int) -> None:
+    """The interactive console, with line editing and a history kept across sessions."""
+    history = _enable_history()
+    console = Console(engine, sys.stdout, history_turns=history_turns, color=True)
+    click.echo(click.style("Ask about the articles", bold=True) + f" ({coverage(engine)}).")
+    click.echo("/help for commands, /quit to leave.\n")
+    try:
+        while True:
+            try:
+                line = input(click.style("? ", fg="green", bold=True)).strip()
+            except KeyboardInterrupt:
+                click.echo()
+                continue
+            if not line:
+                continue
+            if line.startswith("/"):
+                if not console.handle_command(line):
+                    break
+                continue
+            console.ask(line)
+    except EOFError:
+        click.echo()
+    finally:
+        if history is not None:
+            _save_history(history)
+
+
+def coverage(engine: Engine) -> str:
+    """ "2 articles, February 2020 to November 2020" """
+    sources = engine.sources()
+    dates = sorted(s.published for s in sources if s.published)
+    span = ""
+    if dates:
+        first, last = human_date(dates[0]), human_date(dates[-1])
+        span = f", {first}" if first == last else f", {first} to {last}"
+    return f"{len(sources)} article{'s' if len(sources) != 1 else ''}{span}"
+
+
+def _history_file() -> Path:
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "kazbot" / "history"
+
+
+def _enable_history() -> Path | None:
+    try:
+        import readline
+    except ImportError:  # Not every platform has readline; the console works without history.
+        return None
+    path = _history_file()
+    try:
+        readline.read_history_file(path)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    return path
+
+
+def _save_history(path: Path) -> None:
+    import readline
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)
+    except OSError:
+        pass

@@ -1,0 +1,47 @@
+"""Start-up shared by the transports: load the model, make sure the index is current, open the engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from bot.build import BuildReport, build_index
+from bot.config import Settings
+from bot.corpus import fingerprint, scan
+from bot.embedding import Embedder, SentenceTransformerEmbedder
+from bot.engine import Engine
+from bot.errors import IndexMissingError
+from bot.store import open_index
+
+log = logging.getLogger(__name__)
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    return SentenceTransformerEmbedder(settings.embedding_model)
+
+
+def stale_reason(settings: Settings, manifest: dict[str, object]) -> str | None:
+    """Why the index no longer matches the corpus folder, or None when it does."""
+    if manifest.get("corpus_fingerprint") != fingerprint(scan(settings.corpus_dir)):
+        return "the corpus changed since the last build"
+    return None
+
+
+def open_engine(
+    settings: Settings, embedder: Embedder, *, on_rebuild: Callable[[str, BuildReport], None] | None = None
+) -> Engine:
+    """An engine on an up-to-date index: a missing or stale one is (re)built first and reported.
+
+    A mismatched or corrupted index raises its `IndexStoreError`: that needs a person's decision.
+    """
+    try:
+        index = open_index(settings.index_dir, embedder)
+        reason = stale_reason(settings, index.manifest)
+    except IndexMissingError:
+        reason = "no index has been built yet"
+    if reason is not None:
+        report = build_index(settings.corpus_dir, settings.index_dir, embedder, settings.chunking)
+        if on_rebuild is not None:
+            on_rebuild(reason, report)
+        log.info("Index rebuilt (%s): %s", reason, report.summary())
+    return Engine.open(settings.index_dir, embedder, max_question_chars=settings.max_question_chars)
