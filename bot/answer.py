@@ -68,6 +68,11 @@ _PERSON_NOUNS = frozenset(
     for w in """leader president minister journalist activist member chairman head founder spokesman spokeswoman
     official officials authorities government party commission court police opposition movement council""".split()
 )
+# The words that ask for a kind of answer ("how long", "what share") say nothing about the subject.
+_WH_PHRASE = re.compile(
+    r"^\s*(?:how\s+\w+|(?:what|which)\s+(?:number|percentage|share|amount|proportion|year|date|day|month|time))\b",
+    re.IGNORECASE,
+)
 _FRAME_STEMS = frozenset(stem(word) for word in QUESTION_FRAME)
 # A question word the articles never use must have a close synonym in the answer ("forbid" ~ "ban").
 SYNONYM_COSINE = 0.58
@@ -173,9 +178,7 @@ class SentenceSelector:
                 best[sentence] = max(best.get(sentence, -1.0), passage.cosine)
         return best
 
-    def score(
-        self, question: Question, query_vector: Vectors, passages: Sequence[Passage]
-    ) -> list[ScoredSentence]:
+    def score(self, question: Question, query_vector: Vectors, passages: Sequence[Passage]) -> list[ScoredSentence]:
         """All candidate sentences, best first."""
         chunk_cosines = self.candidates(passages)
         if not chunk_cosines:
@@ -241,7 +244,7 @@ class SentenceSelector:
             return False
         if question.answer_type is not AnswerType.OTHER and not candidate.type_ok:
             return False
-        asked = content_words(re.sub(r"^\s*how\s+\w+", "", question.text, flags=re.IGNORECASE))
+        asked = content_words(_WH_PHRASE.sub("", question.text))
         unseen = [w for w in asked if stem(w) not in self._idf and stem(w) not in _FRAME_STEMS]
         return not unseen or self._has_synonyms(unseen, candidate.sentence)
 

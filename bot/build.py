@@ -56,10 +56,7 @@ class BuildReport:
     full_reason: str | None = None
 
     def summary(self) -> str:
-        if self.up_to_date:
-            head = f"Index {self.version} is up to date"
-        else:
-            head = f"Built index {self.version}"
+        head = f"Index {self.version} is up to date" if self.up_to_date else f"Built index {self.version}"
         counts = (
             f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
             f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
@@ -149,7 +146,11 @@ def build_index(
 
 
 def _count(report: BuildReport, data: store.IndexData) -> None:
-    report.documents, report.chunks, report.sentences = len(data.documents), len(data.chunks), len(data.sentences)
+    report.documents, report.chunks, report.sentences = (
+        len(data.documents),
+        len(data.chunks),
+        len(data.sentences),
+    )
 
 
 def _reusable_previous(
@@ -188,7 +189,9 @@ def _previous_parts(previous: store.LoadedIndex | None) -> dict[str, _ArticlePar
         parts[document.doc_id] = _ArticleParts(
             document=document,
             sentence_spans=[(data.sentences[i].start, data.sentences[i].end) for i in sentences],
-            chunk_bounds=[(data.chunks[c].first_sentence - first, data.chunks[c].last_sentence - first) for c in chunks],
+            chunk_bounds=[
+                (data.chunks[c].first_sentence - first, data.chunks[c].last_sentence - first) for c in chunks
+            ],
             chunk_vectors=data.chunk_vectors[chunks],
             sentence_vectors=data.sentence_vectors[sentences],
             clause_sentences=[data.clause_sentences[c] - first for c in clauses],
@@ -248,7 +251,10 @@ def _embed_articles(
 
 
 def _assemble(parts: list[_ArticleParts], dimension: int) -> store.IndexData:
-    documents, sentences, chunks, clause_sentences = [], [], [], []
+    documents: list[store.Document] = []
+    sentences: list[store.SentenceRow] = []
+    chunks: list[store.ChunkRow] = []
+    clause_sentences: list[int] = []
     for number, part in enumerate(parts):
         offset = len(sentences)
         documents.append(part.document)
@@ -288,7 +294,11 @@ def _manifest(
     return {
         "format_version": store.FORMAT_VERSION,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "model": {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension},
+        "model": {
+            "name": embedder.name,
+            "fingerprint": embedder.fingerprint,
+            "dimension": embedder.dimension,
+        },
         "chunking": _chunking_manifest(chunking),
         "corpus_fingerprint": fingerprint(files),
         "documents": {
@@ -327,7 +337,7 @@ def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -
         stream.write(version + "\n")
         stream.flush()
         os.fsync(stream.fileno())
-    os.replace(pointer, index_dir / store.CURRENT)
+    pointer.replace(index_dir / store.CURRENT)  # atomic: readers see the old name or the new one
     store.fsync_path(index_dir)
     _remove_old_versions(index_dir, keep=version)
     return version

@@ -99,9 +99,7 @@ def _rstrip(text: str, start: int, end: int) -> int:
     return end
 
 
-def chunk_sentences(
-    sentences: list[tuple[int, int]], text: str, settings: ChunkingSettings
-) -> list[Chunk]:
+def chunk_sentences(sentences: list[tuple[int, int]], text: str, settings: ChunkingSettings) -> list[Chunk]:
     """Group sentences into chunks of at most `max_words` words, each sharing `overlap_sentences` with the last.
 
     A sentence longer than the limit is a chunk on its own.

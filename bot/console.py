@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -214,10 +215,8 @@ def _enable_history() -> Path | None:
     except ImportError:  # Not every platform has readline; the console works without history.
         return None
     path = _history_file()
-    try:
+    with contextlib.suppress(OSError):  # No history yet.
         readline.read_history_file(path)
-    except OSError:
-        pass
     readline.set_history_length(1000)
     return path
 
@@ -225,8 +224,6 @@ def _enable_history() -> Path | None:
 def _save_history(path: Path) -> None:
     import readline
 
-    try:
+    with contextlib.suppress(OSError):  # History is a convenience: never fail the session over it.
         path.parent.mkdir(parents=True, exist_ok=True)
         readline.write_history_file(path)
-    except OSError:
-        pass

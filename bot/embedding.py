@@ -94,7 +94,7 @@ class SentenceTransformerEmbedder:
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
 
-            transformers_logging.disable_progress_bar()
+            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             self._model = SentenceTransformer(location, device=device, local_files_only=True)
         except Exception as exc:  # Any failure to load means the same to a user: this model is unusable.
             raise ModelError(
@@ -115,7 +115,5 @@ class SentenceTransformerEmbedder:
         return self._embed_uncached(*texts)
 
     def _embed_uncached(self, *texts: str) -> Vectors:
-        vectors = self._model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
-        )
+        vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)

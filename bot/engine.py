@@ -154,7 +154,12 @@ class Engine:
             n = numbers.setdefault(document, len(numbers) + 1)
             quotes.append((data.sentence_text(sentence), n))
         citations = tuple(
-            _citation(n, data.documents[document], [s for s in chosen if data.sentences[s].document == document], index)
+            _citation(
+                n,
+                data.documents[document],
+                [s for s in chosen if data.sentences[s].document == document],
+                index,
+            )
             for document, n in numbers.items()
         )
         text = " ".join(f"{sentence} [{n}]" for sentence, n in quotes)
@@ -167,7 +172,11 @@ def _citation(n: int, document: Document, sentences: list[int], index: LoadedInd
     windows: list[list[int]] = []
     for sentence in sorted(sentences):
         first = sentence - 1 if sentence > 0 and rows[sentence - 1].document == rows[sentence].document else sentence
-        last = sentence + 1 if sentence + 1 < len(rows) and rows[sentence + 1].document == rows[sentence].document else sentence
+        last = (
+            sentence + 1
+            if sentence + 1 < len(rows) and rows[sentence + 1].document == rows[sentence].document
+            else sentence
+        )
         if windows and first <= windows[-1][1] + 1:
             windows[-1][1] = max(windows[-1][1], last)
         else:

@@ -23,8 +23,7 @@ STOPWORDS = frozenset(
 QUESTION_FRAME = frozenset(
     """explain describe description tell mean means meaning happen happened happens think know mention mentioned
     talk summarize summarise summary detail details info information article articles story stories report
-    reported text source sources question answer kind sort type give find show list"""
-    .split()
+    reported text source sources question answer kind sort type give find show list""".split()
 )
 # "one" and "two" are stopwords for matching ("one of the activists"), but numbers as answers are detected
 # separately (see answer.py), so they are not lost.

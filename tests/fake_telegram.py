@@ -13,6 +13,23 @@ pages, dropped connections), then inspect what the bot sent (``sent_messages()``
 ``callback_answers``, ``chat_actions``, ``commands``, ``webhook``, ``calls``). All test-side methods are
 thread-safe; the ``wait_for*`` coroutines poll with ``asyncio.sleep`` so they never block an event loop
 that is also running the bot.
+
+Known approximations (everything else aims to match Telegram):
+
+* Only parse_mode=HTML is parsed. "Markdown"/"MarkdownV2" texts are accepted verbatim, without
+  entities and without Telegram's escaping checks; any other parse_mode is rejected.
+* The HTML rules are a port of tdlib's parser; error wording is close to Telegram's but not
+  guaranteed verbatim past the exact "Bad Request: can't parse entities: " prefix. Two rules are
+  stricter than Telegram on purpose: a bare "&" is an error (Telegram keeps it literally; see
+  ``strict_ampersand``) and <a> requires a non-empty href. Entities nested inside code/pre are kept
+  (Telegram drops them), and tg://user links stay text_link rather than text_mention.
+* Trimming uses ``str.strip()``; Telegram's notion of whitespace and its control-character
+  cleanup differ in corner cases.
+* Error names marked approximate in the code (BOT_COMMAND_*, MESSAGE_TOO_LONG for callback
+  answers, webhook URL/secret errors, type errors in parameters) may differ from Telegram's.
+* Only the methods in ``FakeTelegram._methods`` plus getUpdates exist; any other method is
+  404 Not Found (which PTB reports as InvalidToken). Inline messages, topics, business
+  connections and message age limits are not modelled.
 """
 
 # The wait_for* coroutines take a ``timeout`` argument on purpose (ASYNC109): they are test helpers
@@ -28,6 +45,7 @@ import json
 import re
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +58,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = [
     "DEFAULT_TOKEN",
+    "ERR_BUTTON_DATA",
+    "ERR_BUTTON_URL",
+    "ERR_CHAT_NOT_FOUND",
+    "ERR_EDIT_NOT_FOUND",
+    "ERR_NOT_MODIFIED",
+    "ERR_PARSE_PREFIX",
+    "ERR_QUERY_INVALID",
+    "ERR_TEXT_BUTTONS",
+    "ERR_TEXT_EMPTY",
+    "ERR_TEXT_TOO_LONG",
     "ApiError",
     "Call",
     "CallbackAnswer",
@@ -760,6 +788,13 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         super().__init__(("127.0.0.1", port), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients dropping keep-alive connections (or stop() shutting them) is normal in tests;
+        # only print real bugs in the fake.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 so httpx can keep connections alive, as it does against the real API.
@@ -817,15 +852,17 @@ class FakeTelegram:
         bot_first_name: str = "Kazbot",
         port: int = 0,
         strict_ampersand: bool = True,
-        group_privacy: bool = False,
+        group_privacy: bool = True,
         strict_webhook_url: bool = False,
     ) -> None:
         """
         Args:
             token: the only token accepted; anything else gets 401 Unauthorized.
             strict_ampersand: reject "&" that is not a character reference (see :func:`parse_html`).
-            group_privacy: emulate privacy mode: group messages that neither contain a command, nor
-                mention the bot, nor reply to it are not delivered (they land in ``dropped_updates``).
+            group_privacy: privacy mode, Telegram's default and what getMe reports
+                (can_read_all_group_messages=false): group messages that contain no command for this
+                bot, do not mention it and do not reply to it are not delivered (they land in
+                ``dropped_updates``). Pass False to receive every group message.
             strict_webhook_url: require https on ports 443/80/88/8443 like Telegram; off by default
                 because tests run the bot's webhook on http://127.0.0.1:<random port>.
         """
@@ -992,7 +1029,7 @@ class FakeTelegram:
             "first_name": self._bot_first_name,
             "username": self._bot_username,
             "can_join_groups": True,
-            "can_read_all_group_messages": False,
+            "can_read_all_group_messages": not self.group_privacy,
             "supports_inline_queries": False,
             "can_connect_to_business": False,
             "has_main_web_app": False,
@@ -1608,8 +1645,9 @@ class FakeTelegram:
         text = message.get("text") or message.get("caption") or ""
         if f"@{self._bot_username}".lower() in text.lower():
             return True
-        for entity in message.get("entities", []):
-            if entity.get("type") == "bot_command":
+        # Commands count only when not addressed to another bot ("/start@other_bot").
+        for command in re.findall(r"(?<!\S)/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?", text):
+            if not command or command[1:].lower() == self._bot_username.lower():
                 return True
         reply = message.get("reply_to_message")
         return bool(reply and reply.get("from", {}).get("id") == self._bot_id)
@@ -1785,13 +1823,13 @@ class FakeTelegram:
                 self._queue = self._queue[offset:]
             deadline = time.monotonic() + timeout
             while True:
-                ready = self._queue[:limit]
-                if ready or self._stopping.is_set():
-                    break
                 if generation != self._poll_generation:
                     if _client_gone(conn):
                         raise _ClientGone
                     raise _ApiFailure(409, ERR_CONFLICT_POLLING)
+                ready = self._queue[:limit]
+                if ready or self._stopping.is_set():
+                    break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
