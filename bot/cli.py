@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bot.build import BuildReport
 from bot.config import Settings
+from bot.engine import Engine
 from bot.errors import BotError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -129,3 +130,26 @@ def evaluate(question_file: Path, min_right: int | None, verbose: bool) -> None:
             click.echo(f"  wrong: {failure}")
     if min_right is not None and result.right < min_right:
         raise click.ClickException(f"{result.right} right, fewer than the required {min_right}")
+
+
+@cli.command()
+@user_errors
+def telegram() -> None:
+    """Run the Telegram bot (long polling, or a webhook when WEBHOOK_URL is set)."""
+    settings = _settings()
+    _setup_logging(settings)
+    from telegram.error import InvalidToken
+
+    from bot.service import load_embedder, open_engine
+    from bot.telegram.app import run
+
+    settings.telegram_token()  # A missing or malformed token is reported before the model loads.
+    settings.webhook()
+
+    def load_engine() -> Engine:
+        return open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
+
+    try:
+        run(settings, load_engine)
+    except InvalidToken:
+        raise click.ClickException("Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather") from None

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.chunking import ChunkingSettings
 from bot.embedding import DEFAULT_MODEL
+from bot.errors import ConfigError
+
+# What @BotFather hands out: the bot's numeric id, a colon, and a secret of letters, digits, _ and -.
+_TOKEN = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+IdList = Annotated[frozenset[int], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -26,6 +35,53 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_questions: bool = False
 
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    allowed_user_ids: IdList = frozenset()
+    allowed_chat_ids: IdList = frozenset()
+    admin_user_ids: IdList = frozenset()
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    feedback_file: Path = Path("data/feedback.jsonl")
+    questions_per_minute: int = Field(default=12, ge=1)
+    chat_memory_minutes: int = Field(default=60, ge=1)
+    chats_remembered: int = Field(default=10_000, ge=1)
+
+    @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
+    @classmethod
+    def _comma_separated_ids(cls, value: object) -> object:
+        """ "123, -100456" → {123, -100456}: ids are listed the way people write them in .env."""
+        if isinstance(value, str):
+            return frozenset(int(part) for part in re.split(r"[,\s]+", value.strip()) if part)
+        return value
+
     @property
     def chunking(self) -> ChunkingSettings:
         return ChunkingSettings(max_words=self.chunk_max_words, overlap_sentences=self.chunk_overlap_sentences)
+
+    def telegram_token(self) -> str:
+        """The bot token, checked for shape; raises `ConfigError` naming the setting (never the value)."""
+        if self.telegram_bot_token is None or not self.telegram_bot_token.get_secret_value().strip():
+            raise ConfigError("TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather into .env")
+        token = self.telegram_bot_token.get_secret_value().strip()
+        if not _TOKEN.match(token):
+            raise ConfigError(
+                "TELEGRAM_BOT_TOKEN is malformed: it should look like '123456789:AAE...' as given by @BotFather"
+            )
+        return token
+
+    def webhook(self) -> tuple[str, str, str] | None:
+        """(url, path, secret) when webhook mode is configured, else None; raises `ConfigError` when incomplete."""
+        if not self.webhook_url:
+            return None
+        parts = urlsplit(self.webhook_url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ConfigError("WEBHOOK_URL must be a full URL such as https://bot.example.com/telegram")
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        if not secret:
+            raise ConfigError("WEBHOOK_SECRET is required when WEBHOOK_URL is set")
+        if not _WEBHOOK_SECRET.match(secret):
+            raise ConfigError("WEBHOOK_SECRET may hold only letters, digits, _ and - (1 to 256 characters)")
+        return self.webhook_url, parts.path.lstrip("/"), secret

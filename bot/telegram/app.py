@@ -1,0 +1,174 @@
+"""The Telegram `Application`: handlers wired, resources loaded once in post_init, polling or webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.config import Settings
+from bot.conversation import names
+from bot.engine import Engine
+from bot.feedback import FeedbackStore
+from bot.telegram import handlers
+from bot.telegram.state import ChatMemory, ChatOrderedProcessor, RateLimiter
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("start", "What I know, with example questions"),
+    BotCommand("help", "How to ask, and the commands"),
+    BotCommand("sources", "The articles, with dates and links"),
+    BotCommand("new", "Forget our conversation"),
+    BotCommand("ask", "Ask a question (in groups)"),
+]
+MAX_CONCURRENT_UPDATES = 256
+# Outgoing calls that hit Telegram's flood limit (429) are retried after the time Telegram asks for.
+FLOOD_RETRIES = 5
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces secrets in every log record: the token is in Telegram URLs, which libraries log."""
+
+    def __init__(self, *secrets: str) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "[REDACTED]")
+            record.msg, record.args = message, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            if any(secret in text for secret in self._secrets):
+                for secret in self._secrets:
+                    text = text.replace(secret, "[REDACTED]")
+                record.msg = f"{record.getMessage()}\n{text}"
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+def install_redaction(*secrets: str) -> None:
+    """Redact `secrets` from everything the root logger's handlers write."""
+    redact = RedactSecrets(*secrets)
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig()
+    for handler in root.handlers:
+        handler.addFilter(redact)
+
+
+_SPEAKER = re.compile(r"([A-Z][\w-]+(?: [A-Z][\w-]+)+)(?:,[^,.]{0,80},)? (?:told|said|says)\b")
+_ORGANISATION = re.compile(r"\b(?:Party|Commission|Assembly|Council|Movement|Ministry|Parliament|Court|Union)\b")
+
+
+def example_questions(engine: Engine, count: int = 3) -> list[str]:
+    """Questions the articles answer, about the people quoted and the organisations named most often."""
+    speakers: Counter[str] = Counter()
+    organisations: Counter[str] = Counter()
+    for document in engine.index.data.documents:
+        speakers.update(
+            match.group(1)
+            for match in _SPEAKER.finditer(document.text)
+            if not match.group(1).startswith("The ") and not _ORGANISATION.search(match.group(1))
+        )
+        organisations.update(name for name in names(document.text) if _ORGANISATION.search(name))
+    candidates = [f"Who is {name}?" for name, _ in speakers.most_common(count)]
+    candidates += [f"What is the {name}?" for name, _ in organisations.most_common(count)]
+    examples: list[str] = []
+    for question in candidates:
+        if len(examples) < count and not engine.answer(question).abstained:
+            examples.append(question)
+    return examples
+
+
+def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> Application:  # type: ignore[type-arg]
+    """The bot, ready to run; `load_engine` runs once, off the event loop, when the application starts."""
+    token = settings.telegram_token()
+
+    async def post_init(application: Application) -> None:  # type: ignore[type-arg]
+        engine = await asyncio.to_thread(load_engine)
+        application.bot_data["services"] = handlers.Services(
+            settings=settings,
+            engine=engine,
+            memory=ChatMemory(settings.history_turns, settings.chats_remembered, settings.chat_memory_minutes * 60),
+            limiter=RateLimiter(settings.questions_per_minute),
+            feedback=FeedbackStore(settings.feedback_file),
+            examples=example_questions(engine),
+        )
+        await application.bot.set_my_commands(COMMANDS)
+        log.info("Serving index %s as @%s", engine.version, application.bot.username)
+
+    application = (
+        Application.builder()
+        .token(token)
+        .base_url(settings.telegram_base_url)
+        .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
+        .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES))
+        .post_init(post_init)
+        .build()
+    )
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
+    private = filters.ChatType.PRIVATE
+    groups = filters.ChatType.GROUPS
+    application.add_handler(TypeHandler(Update, handlers.drop_duplicates), group=-2)
+    application.add_handler(TypeHandler(Update, handlers.check_access), group=-1)
+    application.add_handlers(
+        [
+            CommandHandler("start", handlers.start),
+            CommandHandler("help", handlers.help_command),
+            CommandHandler("sources", handlers.sources_command),
+            CommandHandler("new", handlers.new_command),
+            CommandHandler("ask", handlers.ask_command),
+            CommandHandler("stats", handlers.stats_command),
+            CommandHandler("reload", handlers.reload_command),
+            MessageHandler(filters.COMMAND, handlers.unknown_command),
+            MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.TEXT & private, handlers.edited_text),
+            MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & private, handlers.private_text),
+            MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & groups, handlers.group_text),
+            MessageHandler(filters.UpdateType.MESSAGE & private & ~filters.TEXT, handlers.not_text),
+            CallbackQueryHandler(handlers.button),
+        ]
+    )
+    application.add_error_handler(handlers.error_handler)
+
+
+def run(settings: Settings, load_engine: Callable[[], Engine]) -> None:
+    """Run until SIGINT/SIGTERM; updates already accepted are finished before it stops."""
+    webhook = settings.webhook()
+    install_redaction(settings.telegram_token(), webhook[2] if webhook else "")
+    application = build_application(settings, load_engine)
+    if webhook is None:
+        log.info("Starting with long polling")
+        application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
+        return
+    url, path, secret = webhook
+    log.info("Starting the webhook on %s:%s", settings.webhook_listen, settings.webhook_port)
+    application.run_webhook(
+        listen=settings.webhook_listen,
+        port=settings.webhook_port,
+        url_path=path,
+        webhook_url=url,
+        secret_token=secret,
+        allowed_updates=Update.ALL_TYPES,
+        bootstrap_retries=-1,
+    )

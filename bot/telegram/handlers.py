@@ -1,0 +1,381 @@
+"""Telegram update handlers: each turns an update into an engine call and renders the result."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMode
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot.config import Settings
+from bot.console import coverage
+from bot.engine import Answer, Engine, Outcome
+from bot.feedback import FeedbackStore
+from bot.telegram.render import answer_messages, escape, passages_messages, sources_messages
+from bot.telegram.state import AnswerStore, ChatMemory, RateLimiter, SeenUpdates, Stats
+
+log = logging.getLogger(__name__)
+
+HELP = (
+    "I answer questions about a collection of news articles, quoting them with sources.\n\n"
+    "Just send a question, for example “Who leads the opposition party?”. Follow-up questions such as "
+    "“How long was he detained?” use our recent conversation.\n\n"
+    "/sources: the articles I know, with dates and links\n"
+    "/new: forget our conversation\n"
+    "/help: this message\n\n"
+    "In groups, mention me, reply to one of my messages, or use /ask followed by a question."
+)
+NOT_TEXT = "I can only read text. Send me a question about the articles, or /help to see what I can do."
+NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you if you need access."
+ADMIN_ONLY = "Sorry, that command is for the bot's administrators."
+TYPING_EVERY = 4.5  # seconds; Telegram shows "typing" for about five
+
+
+@dataclass
+class Services:
+    """Everything the handlers share, created once in post_init."""
+
+    settings: Settings
+    engine: Engine
+    memory: ChatMemory
+    limiter: RateLimiter
+    feedback: FeedbackStore
+    examples: list[str]
+    answers: AnswerStore = field(default_factory=AnswerStore)
+    seen: SeenUpdates = field(default_factory=SeenUpdates)
+    stats: Stats = field(default_factory=Stats)
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    found = context.bot_data.get("services")
+    if not isinstance(found, Services):
+        raise RuntimeError("the bot's services are not loaded yet (post_init did not run)")
+    return found
+
+
+# Gates, run before the handlers (negative groups) ---------------------------------------------------------
+
+
+async def drop_duplicates(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stop an update Telegram delivered a second time (same update_id)."""
+    if not services(context).seen.first_time(update.update_id):
+        log.info("Ignoring update %s: already handled", update.update_id)
+        raise ApplicationHandlerStop
+
+
+async def check_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Refuse politely, and do no retrieval work, for users and chats outside the allow-lists."""
+    settings = services(context).settings
+    user, chat = update.effective_user, update.effective_chat
+    user_ok = not settings.allowed_user_ids or (user is not None and user.id in settings.allowed_user_ids)
+    chat_ok = not settings.allowed_chat_ids or (chat is not None and chat.id in settings.allowed_chat_ids)
+    is_admin = user is not None and user.id in settings.admin_user_ids
+    if (user_ok and chat_ok) or is_admin:
+        return
+    if update.callback_query:
+        await update.callback_query.answer(NOT_ALLOWED, show_alert=True)
+    elif update.effective_message and chat is not None and (chat.type == ChatType.PRIVATE or _addressed(update)):
+        await update.effective_message.reply_text(NOT_ALLOWED)
+    raise ApplicationHandlerStop
+
+
+# Commands ---------------------------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet, say what the bot knows, and offer example questions as buttons."""
+    found = services(context)
+    text = (
+        f"Hello! I answer questions about {escape(coverage(found.engine))}, quoting them with sources.\n\n"
+        "Ask me anything about them, or try one of these:"
+    )
+    buttons = [[InlineKeyboardButton(q, callback_data=f"ask:{i}")] for i, q in enumerate(found.examples)]
+    await _reply(update, text, InlineKeyboardMarkup(buttons) if buttons else None)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Explain what the bot does and list the commands."""
+    await _reply(update, escape(HELP))
+
+
+async def sources_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """List the indexed articles with dates and links."""
+    for message in sources_messages(services(context).engine.sources()):
+        await _reply(update, message)
+
+
+async def new_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Forget this chat's conversation."""
+    if update.effective_chat:
+        services(context).memory.forget(update.effective_chat.id)
+    await _reply(update, "Done: I've forgotten our conversation. Ask me anything.")
+
+
+async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/ask <question>`: the way to ask in a group."""
+    question = " ".join(context.args or [])
+    if not question.strip():
+        await _reply(update, "Put the question after the command, like: /ask Who leads the opposition party?")
+        return
+    await answer_question(update, context, question)
+
+
+async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins only: what is indexed and what has been served."""
+    if not await _require_admin(update, context):
+        return
+    found = services(context)
+    manifest = found.engine.index.manifest
+    counts = manifest.get("counts", {})
+    votes = await asyncio.to_thread(found.feedback.counts)
+    s = found.stats
+    lines = [
+        "<b>Index</b>",
+        f"version {escape(found.engine.version)}, built {escape(str(manifest.get('built_at', '?')))}",
+        f"{counts.get('documents', 0)} articles, {counts.get('chunks', 0)} chunks, "
+        f"{counts.get('sentences', 0)} sentences",
+        "",
+        "<b>Served since start</b>",
+        f"{s.questions} questions: {s.answered} answered, {s.abstained} not in the articles, "
+        f"{s.rejected} not questions, {s.rate_limited} rate-limited",
+        f"feedback: {votes.get('up', 0)} 👍, {votes.get('down', 0)} 👎",
+    ]
+    await _reply(update, "\n".join(lines))
+
+
+async def reload_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins only: switch to the newest built index now."""
+    if not await _require_admin(update, context):
+        return
+    found = services(context)
+    try:
+        changed = await _reload(found)
+    except Exception as exc:  # The old index keeps serving; tell the admin why the new one was refused.
+        log.error("Reload failed: %s", exc)
+        await _reply(update, f"Reload failed, still serving {escape(found.engine.version)}: {escape(str(exc))}")
+        return
+    state = "now serving" if changed else "already serving"
+    await _reply(update, f"Index reloaded: {state} {escape(found.engine.version)}.")
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command the bot does not have."""
+    if update.effective_chat and update.effective_chat.type != ChatType.PRIVATE and not _addressed(update):
+        return  # In a group, another bot's command.
+    await _reply(update, "I don't know that command. /help lists what I can do.")
+
+
+# Messages ---------------------------------------------------------------------------------------------------
+
+
+async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A text message in a private chat is a question."""
+    message = update.effective_message
+    if message and message.text:
+        await answer_question(update, context, message.text)
+
+
+async def edited_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """An edited question gets a fresh answer, as if it had been asked anew."""
+    message = update.edited_message
+    if message and message.text and not message.text.startswith("/"):
+        await answer_question(update, context, message.text)
+
+
+async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups, answer only when mentioned or replied to; otherwise stay silent."""
+    message = update.effective_message
+    if message is None or not message.text or not _addressed(update):
+        return
+    question = _without_mention(message, context.bot.username)
+    if not question:
+        await _reply(update, "Yes? Ask me a question about the articles, or /help.")
+        return
+    await answer_question(update, context, question)
+
+
+async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice and files: say what the bot does."""
+    await _reply(update, escape(NOT_TEXT))
+
+
+# Buttons ----------------------------------------------------------------------------------------------------
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Inline buttons: example questions, cited passages, and feedback. Always answers the callback query."""
+    query = update.callback_query
+    if query is None:
+        return
+    found = services(context)
+    kind, _, rest = (query.data or "").partition(":")
+    if kind == "ask" and rest.isdigit() and int(rest) < len(found.examples):
+        await query.answer()
+        await answer_question(update, context, found.examples[int(rest)])
+        return
+    answer_id, _, vote = rest.partition(":")
+    answer = found.answers.get(answer_id)
+    if answer is None:
+        await query.answer("That answer is too old; please ask again.", show_alert=False)
+        return
+    if kind == "src":
+        await query.answer()
+        for text in passages_messages(answer):
+            await _send(update, context, text)
+    elif kind == "vote" and vote in ("up", "down"):
+        chat_type = update.effective_chat.type if update.effective_chat else None
+        await asyncio.to_thread(found.feedback.record, answer, vote, chat_type=chat_type)
+        await query.answer("Thanks for the feedback!")
+    else:
+        await query.answer()
+
+
+# Answering --------------------------------------------------------------------------------------------------
+
+
+async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    """Rate-limit, answer off the event loop while showing "typing", and reply with the rendered answer."""
+    found = services(context)
+    chat, user = update.effective_chat, update.effective_user
+    if chat is None:
+        return
+    wait = found.limiter.retry_after(user.id if user else chat.id)
+    if wait:
+        found.stats.rate_limited += 1
+        await _reply(update, f"You're asking faster than I can read. Please wait {max(1, round(wait))} seconds.")
+        return
+    if found.settings.log_questions:
+        log.info("Question in chat %s: %r", chat.id, question)
+    conversation = found.memory.for_chat(chat.id)
+    async with _typing(context, chat.id):
+        await _reload_quietly(found)
+        answer = await asyncio.to_thread(found.engine.answer, question, conversation)
+    _count(found.stats, answer)
+    markup = None
+    if answer.outcome is Outcome.ANSWERED:
+        answer_id = found.answers.add(answer)
+        markup = InlineKeyboardMarkup(
+            [
+                [
+                    InlineKeyboardButton("📄 Passages", callback_data=f"src:{answer_id}"),
+                    InlineKeyboardButton("👍", callback_data=f"vote:{answer_id}:up"),
+                    InlineKeyboardButton("👎", callback_data=f"vote:{answer_id}:down"),
+                ]
+            ]
+        )
+    messages = answer_messages(answer)
+    for number, text in enumerate(messages):
+        await _reply(update, text, markup if number == len(messages) - 1 else None)
+
+
+def _count(stats: Stats, answer: Answer) -> None:
+    stats.questions += 1
+    if answer.outcome is Outcome.ANSWERED:
+        stats.answered += 1
+    elif answer.outcome is Outcome.ABSTAINED:
+        stats.abstained += 1
+    else:
+        stats.rejected += 1
+
+
+async def _reload(found: Services) -> bool:
+    async with found.reload_lock:
+        return await asyncio.to_thread(found.engine.reload_if_changed)
+
+
+async def _reload_quietly(found: Services) -> None:
+    """Pick up a newly built index before answering; a bad one is logged and the current one kept."""
+    try:
+        await _reload(found)
+    except Exception as exc:  # Serving the previous index beats failing the question.
+        log.error("A new index was published but cannot be used; still serving %s: %s", found.engine.version, exc)
+
+
+@contextlib.asynccontextmanager
+async def _typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
+    """Show "typing…" in the chat for as long as the block runs."""
+
+    async def keep_typing() -> None:
+        while True:
+            with contextlib.suppress(TelegramError):  # Cosmetic: never fail an answer over it.
+                await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+            await asyncio.sleep(TYPING_EVERY)
+
+    task = asyncio.create_task(keep_typing())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _require_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    user = update.effective_user
+    if user is not None and user.id in services(context).settings.admin_user_ids:
+        return True
+    await _reply(update, ADMIN_ONLY)
+    return False
+
+
+def _addressed(update: Update) -> bool:
+    """Whether a group message is meant for this bot: a mention, a reply to it, or a command to it."""
+    message = update.effective_message
+    if message is None or message.get_bot() is None:
+        return False
+    bot = message.get_bot()
+    replied_to = message.reply_to_message.from_user if message.reply_to_message else None
+    if replied_to is not None and replied_to.id == bot.id:
+        return True
+    mention = f"@{bot.username}".lower()
+    for entity, text in message.parse_entities([MessageEntityType.MENTION, MessageEntityType.BOT_COMMAND]).items():
+        if entity.type == MessageEntityType.MENTION and text.lower() == mention:
+            return True
+        if entity.type == MessageEntityType.BOT_COMMAND and text.lower().endswith(mention):
+            return True
+    return False
+
+
+def _without_mention(message: Message, username: str | None) -> str:
+    text = message.text or ""
+    if username:
+        text = re.sub(rf"@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
+    return " ".join(text.split()).strip(" ,:")
+
+
+async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Reply in the update's chat, quoting the message when there is one."""
+    message = update.effective_message
+    if message is None:
+        return
+    try:
+        await message.reply_html(text, reply_markup=markup, do_quote=message.chat.type != ChatType.PRIVATE)
+    except BadRequest as exc:
+        # Our HTML is escaped by construction; if Telegram still refuses it, send it as plain text.
+        log.error("Telegram refused a reply (%s); sending it as plain text", exc.message)
+        await message.reply_text(html.unescape(re.sub(r"<[^>]*>", "", text)), reply_markup=markup)
+
+
+async def _send(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+    if update.effective_chat:
+        await context.bot.send_message(update.effective_chat.id, text, parse_mode=ParseMode.HTML)
+
+
+async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log every error first, then tell the user something went wrong (never a Telegram error text)."""
+    log.error("Error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.callback_query:
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer("Sorry, something went wrong.")
+    elif isinstance(update, Update) and update.effective_message:
+        with contextlib.suppress(TelegramError):
+            await update.effective_message.reply_text("Sorry, something went wrong on my side. Please try again.")

@@ -1,0 +1,93 @@
+"""Answers as Telegram HTML: every piece of dynamic text escaped, messages split under Telegram's limit."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from bot.engine import Answer, Citation, SourceInfo
+from bot.formatting import human_date
+
+# Telegram counts a message's length after parsing entities, in UTF-16 code units.
+MAX_MESSAGE = 4096
+_TAG = re.compile(r"<[^>]*>")
+
+
+def visible_length(fragment: str) -> int:
+    """The length Telegram measures for an HTML fragment we produced (well-formed by construction)."""
+    return len(html.unescape(_TAG.sub("", fragment)).encode("utf-16-le")) // 2
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def link(url: str, text: str) -> str:
+    return f'<a href="{html.escape(url, quote=True)}">{escape(text)}</a>'
+
+
+def _source_html(item: Citation | SourceInfo) -> str:
+    title = link(item.url, item.title) if item.url else escape(item.title)
+    details = ", ".join(part for part in (item.publisher, human_date(item.published)) if part)
+    return f"{title} — {escape(details)}" if details else title
+
+
+def answer_messages(answer: Answer) -> list[str]:
+    """The answer, then compact sources with links; one or more messages."""
+    paragraphs = [escape(answer.text)]
+    if answer.citations:
+        sources = "\n".join(f"[{c.n}] {_source_html(c)}" for c in answer.citations)
+        paragraphs.append(f"<b>Sources</b>\n{sources}")
+    return pack(paragraphs)
+
+
+def passages_messages(answer: Answer) -> list[str]:
+    """The cited passages in full, each under its source."""
+    if not answer.citations:
+        return pack(["This answer cites no passages."])
+    return pack(
+        [f"<b>[{c.n}]</b> {_source_html(c)}\n<blockquote>{escape(c.passage)}</blockquote>" for c in answer.citations]
+    )
+
+
+def sources_messages(sources: list[SourceInfo]) -> list[str]:
+    if not sources:
+        return pack(["No articles are indexed yet."])
+    lines = [f"{number}. {_source_html(source)}" for number, source in enumerate(sources, 1)]
+    return pack([f"<b>{len(sources)} articles</b>", *lines], separator="\n")
+
+
+def pack(paragraphs: list[str], separator: str = "\n\n") -> list[str]:
+    """Join HTML paragraphs into messages of at most `MAX_MESSAGE` visible characters.
+
+    Messages break only between paragraphs, so never inside a tag. A paragraph too long on its own is sent
+    as plain text cut at spaces (its markup dropped), since its tags cannot be split safely.
+    """
+    messages: list[str] = []
+    current = ""
+    for paragraph in paragraphs:
+        pieces = [paragraph] if visible_length(paragraph) <= MAX_MESSAGE else _split_plain(paragraph)
+        for piece in pieces:
+            candidate = f"{current}{separator}{piece}" if current else piece
+            if visible_length(candidate) <= MAX_MESSAGE:
+                current = candidate
+            else:
+                messages.append(current)
+                current = piece
+    if current:
+        messages.append(current)
+    return messages
+
+
+def _split_plain(fragment: str) -> list[str]:
+    text = html.unescape(_TAG.sub("", fragment))
+    pieces = []
+    while text:
+        cut = len(text)
+        while len(text[:cut].encode("utf-16-le")) // 2 > MAX_MESSAGE:
+            cut = (
+                text.rfind(" ", 0, min(cut - 1, MAX_MESSAGE)) if " " in text[: min(cut - 1, MAX_MESSAGE)] else cut // 2
+            )
+        pieces.append(escape(text[:cut].strip()))
+        text = text[cut:].strip()
+    return [piece for piece in pieces if piece]
