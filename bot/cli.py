@@ -114,15 +114,23 @@ def console(as_json: bool) -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Show every question that went wrong.")
 @user_errors
 def evaluate(question_file: Path, min_right: int | None, verbose: bool) -> None:
-    """Score the answers to a question file (answered right, right source, abstained right)."""
+    """Score the answers to a question file (answered right, right source, abstained right).
+
+    Given the Telegram bot's feedback file (FEEDBACK_FILE), report the votes and ask every 👎 question again.
+    """
     settings = _settings()
     _setup_logging(settings)
     from bot.evaluate import evaluate as run_eval
-    from bot.evaluate import load_questions
+    from bot.evaluate import feedback_report, load_questions
+    from bot.feedback import read_feedback
     from bot.service import load_embedder, open_engine
 
-    questions = load_questions(question_file)
+    votes = read_feedback(question_file)
+    questions = [] if votes else load_questions(question_file)
     engine = open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
+    if votes:
+        click.echo(feedback_report(engine, votes))
+        return
     result = run_eval(engine, questions, settings.history_turns)
     click.echo(result.table())
     if verbose or (min_right is not None and result.right < min_right):

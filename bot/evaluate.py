@@ -112,3 +112,18 @@ def evaluate(engine: Engine, questions: list[dict[str, Any]], history_turns: int
         if not right:
             result.failures.append(f"{item.get('id', '?')}: {turns[-1]!r} -> {answer.text[:160]!r}")
     return result
+
+
+def feedback_report(engine: Engine, entries: list[dict[str, Any]]) -> str:
+    """Votes from the Telegram bot: counts, and every 👎 question asked again to see whether it improved."""
+    up = sum(1 for entry in entries if entry["vote"] == "up")
+    down = [entry for entry in entries if entry["vote"] == "down"]
+    lines = [f"feedback: {len(entries)} votes, {up} up, {len(down)} down"]
+    for entry in down:
+        now = engine.answer(entry["question"])
+        status = "same answer" if now.text == entry.get("answer") else "answer changed"
+        lines.append(f"  down ({entry.get('time', '?')}): {entry['question']!r}: {status}")
+        lines.append(f"    then: {str(entry.get('answer', ''))[:160]!r}")
+        if now.text != entry.get("answer"):
+            lines.append(f"    now:  {now.text[:160]!r}")
+    return "\n".join(lines)
