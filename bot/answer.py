@@ -111,7 +111,10 @@ class Question:
         if measure:
             answer_type = AnswerType.COUNT
             focus = frozenset(stem(unit) for unit in _MEASURE_UNITS[measure.group(1)].split())
-        elif re.match(r"^(?:how (?:many|much)|what (?:number|percentage|share|amount))\b", lowered):
+        elif re.match(r"^(?:what|which) (?:percentage|share|proportion|per ?cent)\b", lowered):
+            answer_type = AnswerType.COUNT
+            focus = frozenset({"percent"})
+        elif re.match(r"^(?:how (?:many|much)|what (?:number|amount))\b", lowered):
             answer_type = AnswerType.COUNT
             counted = re.match(r"^how many\s+([\w-]+)", lowered)
             focus = frozenset({stem(counted.group(1))}) if counted else frozenset()
@@ -293,7 +296,9 @@ class SentenceSelector:
 def _has_count(question: Question, text: str) -> bool:
     """A number that is not part of a date, with the thing counted ("seven seats", "107-seat") when named."""
     undated = _DATE.sub(" ", text) if not question.count_focus & {"year", "day", "month", "week"} else text
+    undated = re.sub(r"(?<=\d)\s*(?:%|per cent\b)", " percent", undated)
     counts = list(_COUNT.finditer(undated))
     if not question.count_focus:
         return bool(counts)
-    return any(question.count_focus & set(terms(undated[m.start() : m.end() + 30])[:3]) for m in counts)
+    # The number itself, then up to three words after it.
+    return any(question.count_focus & set(terms(undated[m.start() : m.end() + 40])[:4]) for m in counts)

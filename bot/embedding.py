@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -107,6 +108,9 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"the model {name!r} does not report an embedding dimension")
         self.dimension = int(dimension)
         self._embed_one = lru_cache(maxsize=1024)(self._embed_uncached)
+        # Hugging Face tokenizers fail with "Already borrowed" when one is used from two threads at once, and
+        # two cores gain nothing from parallel encoding: one embedding at a time.
+        self._lock = threading.Lock()
 
     def embed(self, texts: list[str]) -> Vectors:
         if len(texts) == 1:
@@ -115,5 +119,6 @@ class SentenceTransformerEmbedder:
         return self._embed_uncached(*texts)
 
     def _embed_uncached(self, *texts: str) -> Vectors:
-        vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        with self._lock:
+            vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
