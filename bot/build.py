@@ -32,8 +32,6 @@ from bot.embedding import Embedder, Vectors
 from bot.errors import ArticleError, BuildError, IndexStoreError
 from bot.text import terms
 
-# Versions kept besides the current one, for readers that resolved CURRENT just before a swap.
-_KEEP_PREVIOUS = 1
 _BUILD_PREFIX = ".build-"
 
 
@@ -106,13 +104,13 @@ def build_index(
             report.version = previous.version
             report.up_to_date = True
             report.unchanged = sorted(previous.manifest["documents"])
-            report.skipped = dict(previous.manifest.get("skipped", {}))
+            report.skipped = {name: entry["reason"] for name, entry in previous.manifest.get("skipped", {}).items()}
             _count(report, previous.data)
             report.seconds = time.perf_counter() - started
             return report
 
         reusable = _previous_parts(previous)
-        previous_names = set(previous.manifest["documents"]) if previous else set()
+        previous_names = _current_document_names(index_dir)
         parts: list[_ArticleParts] = []
         to_embed: list[Article] = []
         for file in files:
@@ -166,6 +164,17 @@ def _reusable_previous(
     if previous.manifest.get("chunking") != _chunking_manifest(chunking):
         return None, "chunking or cleaning settings changed"
     return previous, None
+
+
+def _current_document_names(index_dir: Path) -> set[str]:
+    """The articles of the version in use, even when its vectors cannot be reused (for added/removed)."""
+    version = store.current_version(index_dir)
+    if version is None:
+        return set()
+    try:
+        return set(store.read_manifest(index_dir / version).get("documents", {}))
+    except IndexStoreError:
+        return set()
 
 
 def _previous_parts(previous: store.LoadedIndex | None) -> dict[str, _ArticleParts]:
@@ -332,6 +341,7 @@ def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -
         shutil.rmtree(staging, ignore_errors=True)
         raise
     store.fsync_path(index_dir)
+    previous = store.current_version(index_dir)
     pointer = index_dir / f"{store.CURRENT}.tmp"
     with pointer.open("w", encoding="utf-8") as stream:
         stream.write(version + "\n")
@@ -339,14 +349,15 @@ def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -
         os.fsync(stream.fileno())
     pointer.replace(index_dir / store.CURRENT)  # atomic: readers see the old name or the new one
     store.fsync_path(index_dir)
-    _remove_old_versions(index_dir, keep=version)
+    _remove_old_versions(index_dir, keep={version, previous})
     return version
 
 
-def _remove_old_versions(index_dir: Path, keep: str) -> None:
-    versions = sorted(path for path in index_dir.glob("v-*") if path.is_dir() and path.name != keep)
-    for path in versions[: max(0, len(versions) - _KEEP_PREVIOUS)]:
-        shutil.rmtree(path, ignore_errors=True)
+def _remove_old_versions(index_dir: Path, keep: set[str | None]) -> None:
+    """Every version but the new one and the one it replaced (readers may still be opening that one)."""
+    for path in index_dir.glob("v-*"):
+        if path.is_dir() and path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_abandoned_builds(index_dir: Path) -> None:

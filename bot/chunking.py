@@ -12,9 +12,10 @@ from dataclasses import dataclass
 # Words that end with a full stop without ending a sentence.
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof st jr sr gen col lt sgt capt gov sen rep pres rev hon messrs mt ft vs etc al
-    inc ltd co corp bros dept univ est approx no nos vol fig jan feb mar apr jun jul aug sep sept oct nov dec
+    inc ltd co corp bros dept univ est approx vol fig jan feb mar apr jun jul aug sep sept oct nov dec
     u.s u.k u.n e.u e.g i.e a.m p.m""".split()
 )
+_NUMBER_ABBREVIATIONS = frozenset({"no", "nos"})
 # A candidate boundary: terminal punctuation, closing quotes or brackets, then white space.
 _BOUNDARY = re.compile(r"""[.!?…]+["'”’»)\]]*\s+""")
 _NEXT_STARTS_SENTENCE = re.compile(r"""["'“‘«(\[]*[A-Z0-9]""")
@@ -52,6 +53,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for paragraph in _PARAGRAPH.finditer(text):
         start = paragraph.start()
+        while start < paragraph.end() and text[start].isspace():
+            start += 1
         for boundary in _BOUNDARY.finditer(paragraph.group()):
             end = paragraph.start() + boundary.end()
             if _is_sentence_end(text, start, paragraph.start() + boundary.start(), end):
@@ -76,6 +79,8 @@ def _is_sentence_end(text: str, start: int, punctuation: int, next_start: int) -
         return True
     word = _WORD_BEFORE.search(text, start, punctuation + 1)
     token = word.group(1).lower().rstrip(".") if word else ""
+    if token in _NUMBER_ABBREVIATIONS:  # "No. 5" abbreviates; "The answer was no." ends a sentence.
+        return not text[next_start].isdigit()
     is_initial = len(token) == 1 and token.isalpha()
     return token not in _ABBREVIATIONS and not is_initial
 
@@ -115,6 +120,9 @@ def chunk_sentences(sentences: list[tuple[int, int]], text: str, settings: Chunk
         chunks.append(Chunk(position=len(chunks), first_sentence=first, last_sentence=last))
         if last + 1 >= len(sentences):
             break
-        # Step back for the overlap, but always move forward so that no chunk repeats another.
-        first = max(last + 1 - settings.overlap_sentences, first + 1)
+        # Step back for the overlap, but always move forward, and only as far as still leaves the next chunk
+        # room for a sentence of its own (otherwise it would lie inside this one).
+        overlap_start = max(last + 1 - settings.overlap_sentences, first + 1)
+        fits = sum(words[overlap_start : last + 2]) <= settings.max_words
+        first = overlap_start if fits else last + 1
     return chunks

@@ -26,6 +26,7 @@ _UI_LABEL = re.compile(
       | follow\ us(?:\ on\ \w+)? | image(?:\ source)? | photo | video | audio | gallery
       | \d+x\d+\ image | image\ \d+\ of\ \d+ | getty\ images | afp | reuters | ap\ photo
       | (?:all\ rights\ reserved.*) | ©.* | copyright\ .*
+      | (?:read|see|watch|listen)\ (?:more|next|also)\b.+
     )[.:]?$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -38,7 +39,7 @@ _END_OF_ARTICLE = re.compile(
     r"""^(?:
         related(?:\ (?:articles?|stories|content|coverage|topics|news|reading))?
       | back\ to\ top(?:\ button)?
-      | more\ (?:from|on|stories|in)\b.* | read\ (?:more|next|also)\b.* | see\ also
+      | more\ (?:from|on|stories|in)\b.* | read\ (?:more|next|also) | see\ also
       | you\ (?:may|might)\ also\ (?:like|be\ interested\ in).* | recommended(?:\ for\ you)?
       | most\ (?:read|popular|viewed|shared) | trending(?:\ now)?
       | comments? | leave\ a\ (?:comment|reply) | tags?: .* | topics?:? | filed\ under.*
@@ -106,8 +107,13 @@ def clean_text(raw: str, *, first_line_is_title: bool = False) -> CleanedText:
     for i, line in enumerate(lines):
         if paragraphs and _END_OF_ARTICLE.match(line):
             break
-        if i in repeated or _UI_LABEL.match(line) or _MEDIA_TIMES.match(line) or _UI_PHRASE.search(line):
+        if i in repeated or _UI_LABEL.match(line) or _MEDIA_TIMES.match(line):
             continue
+        if _UI_PHRASE.search(line):
+            # Keep the paragraph's real sentences; drop only the ones that are instructions to click.
+            line = " ".join(s for s in re.split(r"(?<=[.!?])\s+", line) if not _UI_PHRASE.search(s))
+            if not line:
+                continue
         if not any(ch.isalpha() for ch in line):
             continue
         if first_line_is_title and headline is None and not paragraphs and len(line.split()) <= 30:
@@ -137,7 +143,10 @@ def unwrap(text: str) -> str:
     for block in re.split(r"\n\s*\n", text):
         lines: list[str] = []
         for line in block.split("\n"):
-            if lines and line.strip() and not _BLOCK_START.match(line.strip()):
+            quoted = line.strip().startswith(">") and bool(lines) and lines[-1].startswith(">")
+            if quoted:  # A wrapped blockquote continues on the next ">" line.
+                lines[-1] = f"{lines[-1].rstrip()} {line.strip().lstrip('>').strip()}"
+            elif lines and line.strip() and not _BLOCK_START.match(line.strip()):
                 lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
             elif line.strip():
                 lines.append(line.strip())

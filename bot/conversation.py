@@ -10,12 +10,13 @@ from bot.text import STOPWORDS, terms
 
 # Words that point back to something said before.
 _ANAPHORA = re.compile(
-    r"\b(?:he|she|him|her|his|hers|they|them|their|theirs|it|its|this|these|those|there|the same)\b",
+    r"\b(?:he|she|him|her|his|hers|they|them|their|theirs|it|its|this|these|those|the same)\b",
     re.IGNORECASE,
 )
 _PERSONAL = re.compile(r"\b(?:he|she|him|they|them|it)\b", re.IGNORECASE)
 _POSSESSIVE = re.compile(r"\b(?:his|its|their)\b", re.IGNORECASE)
-_ELLIPSIS = re.compile(r"^(?:and|what about|how about|why|when|where|how so|really)\b", re.IGNORECASE)
+# "And the other party?", "What about Almaty?", or a bare "Why?".
+_ELLIPSIS = re.compile(r"^(?:(?:and|what about|how about)\b|(?:why|when|where|how|how so|really)\W*$)", re.IGNORECASE)
 _QUESTION_WORDS = frozenset("who whom whose what which when where why how is are was were do does did can".split())
 # Capitalized words in a row ("Assembly of the People of Kazakhstan"); a possessive ends a name.
 _NAME = re.compile(r"[A-Z][\w-]+(?:\s+(?:of\s+the\s+|of\s+|the\s+)?[A-Z][\w-]+)*")
@@ -95,5 +96,7 @@ def rewrite(question: str, referents: list[str]) -> str:
 
 
 def is_follow_up(question: str) -> bool:
-    """A question that leans on the one before: a pronoun, an ellipsis, or too few words of its own."""
-    return bool(_ANAPHORA.search(question) or _ELLIPSIS.match(question.strip())) or len(terms(question)) <= 1
+    """A question that leans on the one before: a pronoun, an ellipsis, or too few words (and no name) of its own."""
+    if _ANAPHORA.search(question) or _ELLIPSIS.match(question.strip()):
+        return True
+    return len(terms(question)) <= 1 and not names(question)

@@ -88,7 +88,7 @@ def load_article(file: CorpusFile, max_bytes: int = MAX_ARTICLE_BYTES) -> Articl
         meta, headline, body = _read_html(data)
     else:
         try:
-            text = data.decode("utf-8-sig")
+            text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
         except UnicodeDecodeError as exc:
             raise ArticleError(f"not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8") from None
         meta, headline, body = _read_markdown(text) if kind == "markdown" else _read_plain(text)
@@ -140,8 +140,10 @@ def _read_plain(text: str) -> tuple[dict[str, Any], str | None, str]:
 
 
 def _read_html(data: bytes) -> tuple[dict[str, Any], str | None, str]:
-    import trafilatura  # Imported here: it is slow to import and only HTML articles need it.
-
+    try:
+        import trafilatura  # Imported here: it is slow to import and only HTML articles need it.
+    except ImportError as exc:
+        raise ArticleError(f"HTML articles need trafilatura, which cannot be imported: {exc}") from None
     try:
         document = trafilatura.bare_extraction(
             data, include_comments=False, include_tables=False, favor_precision=True, with_metadata=True

@@ -187,5 +187,5 @@ def _citation(n: int, document: Document, sentences: list[int], index: LoadedInd
 
 def clean_question(text: str) -> str:
     """The question without markup, entities or runs of white space."""
-    text = html.unescape(_MARKUP.sub(" ", text))
+    text = _MARKUP.sub(" ", html.unescape(text))
     return " ".join(text.split())

@@ -44,9 +44,15 @@ def search(index: LoadedIndex, query_vector: Vectors, query_terms: list[str], k:
     vectors = index.data.chunk_vectors
     query = query_vector.reshape(-1)
     passages: list[Passage] = []
+    texts: set[str] = set()
     for chunk in sorted(fused, key=lambda c: (-fused[c], c)):
-        if any(float(vectors[chunk] @ vectors[kept.chunk]) >= NEAR_DUPLICATE_COSINE for kept in passages):
+        # The same story may be filed twice, under another headline: compare the text as well as the vector.
+        text = " ".join(index.data.chunk_text(chunk).split())
+        if text in texts or any(
+            float(vectors[chunk] @ vectors[kept.chunk]) >= NEAR_DUPLICATE_COSINE for kept in passages
+        ):
             continue
+        texts.add(text)
         passages.append(Passage(chunk=chunk, score=fused[chunk], cosine=float(vectors[chunk] @ query)))
         if len(passages) == k:
             break

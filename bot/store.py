@@ -215,6 +215,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise IndexCorruptError(f"{directory} has no {MANIFEST}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(f"{directory / MANIFEST} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{directory / MANIFEST} is not a JSON object")
     return manifest
 
 

@@ -119,8 +119,7 @@ ERR_UNSUPPORTED_PARSE_MODE = "Bad Request: unsupported parse_mode"
 ERR_WRONG_ACTION = "Bad Request: wrong parameter action in request"
 ERR_BLOCKED = "Forbidden: bot was blocked by the user"
 ERR_CONFLICT_WEBHOOK = (
-    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the "
-    "webhook first"
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
 )
 ERR_CONFLICT_POLLING = (
     "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
@@ -341,8 +340,7 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> ParsedText:
             top = stack[-1]
             if end_name and end_name != top.name:
                 raise EntityParseError(
-                    f'Unmatched end tag at byte offset {begin_bytes}, expected "</{top.name}>", '
-                    f'found "</{end_name}>"'
+                    f'Unmatched end tag at byte offset {begin_bytes}, expected "</{top.name}>", found "</{end_name}>"'
                 )
             i = tag_end + 1
             stack.pop()
@@ -373,9 +371,7 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> ParsedText:
                 i += 1
             attr_name = text[attr_begin:i].lower()
             if not attr_name:
-                raise EntityParseError(
-                    f'Empty attribute name in the tag "{name}" at byte offset {begin_bytes}'
-                )
+                raise EntityParseError(f'Empty attribute name in the tag "{name}" at byte offset {begin_bytes}')
             while i < n and text[i] in _TAG_SPACES:
                 i += 1
             if i >= n or text[i] != "=":
@@ -395,9 +391,7 @@ def parse_html(text: str, *, strict_ampersand: bool = True) -> ParsedText:
                 quote = text[i]
                 value_end = text.find(quote, i + 1)
                 if value_end == -1:
-                    raise EntityParseError(
-                        f"Unclosed attribute value at byte offset {_byte_offset(text, attr_begin)}"
-                    )
+                    raise EntityParseError(f"Unclosed attribute value at byte offset {_byte_offset(text, attr_begin)}")
                 value = _decode_attribute(text[i + 1 : value_end])
                 i = value_end + 1
             else:
@@ -1061,9 +1055,7 @@ class FakeTelegram:
         language_code: str | None = "en",
     ) -> FakeChat:
         """A private chat with a new user; ``chat.user`` is that user. Known once an update uses it."""
-        new_user = self.user(
-            user_id, first_name, last_name=last_name, username=username, language_code=language_code
-        )
+        new_user = self.user(user_id, first_name, last_name=last_name, username=username, language_code=language_code)
         chat = FakeChat(user_id, "private", user=new_user)
         with self._lock:
             self._chats[chat.id] = chat
@@ -1431,9 +1423,7 @@ class FakeTelegram:
         """Commands for the default scope and no language (what most bots set)."""
         return self.commands_for()
 
-    def commands_for(
-        self, scope: dict[str, Any] | None = None, language_code: str = ""
-    ) -> list[dict[str, str]]:
+    def commands_for(self, scope: dict[str, Any] | None = None, language_code: str = "") -> list[dict[str, str]]:
         with self._lock:
             return copy.deepcopy(self._commands.get(self._command_key(scope, language_code), []))
 
@@ -1853,9 +1843,7 @@ class FakeTelegram:
             chat = self._chats.get(chat_id)
         elif isinstance(chat_id, str) and chat_id.startswith("@"):
             wanted = chat_id[1:].lower()
-            chat = next(
-                (c for c in self._chats.values() if c.username and c.username.lower() == wanted), None
-            )
+            chat = next((c for c in self._chats.values() if c.username and c.username.lower() == wanted), None)
         if chat is None or chat.id not in self._seen_chats:
             raise _ApiFailure(400, ERR_CHAT_NOT_FOUND)
         return chat

@@ -35,9 +35,7 @@ def bot_settings(server: FakeTelegram, tmp_path: Path, **overrides: Any) -> Sett
 
 
 @asynccontextmanager
-async def running_bot(
-    settings: Settings, engine: Engine, *, poll: bool = True
-) -> AsyncIterator[Application]:  # type: ignore[type-arg]
+async def running_bot(settings: Settings, engine: Engine, *, poll: bool = True) -> AsyncIterator[Application]:  # type: ignore[type-arg]
     """The application, started with long polling (or, with `poll=False`, started without fetching updates)."""
     application = build_application(settings, lambda: engine)
     async with application:

@@ -218,9 +218,7 @@ async def test_unknown_chat_and_blocked_chat(server: FakeTelegram, bot: Bot, cha
         (InlineKeyboardButton("", callback_data="x"), "text buttons are unallowed in the inline keyboard"),
     ],
 )
-async def test_invalid_inline_buttons(
-    bot: Bot, chat: FakeChat, button: InlineKeyboardButton, expected: str
-) -> None:
+async def test_invalid_inline_buttons(bot: Bot, chat: FakeChat, button: InlineKeyboardButton, expected: str) -> None:
     with pytest.raises(BadRequest) as exc:
         await bot.send_message(chat.id, "pick", reply_markup=InlineKeyboardMarkup([[button]]))
     assert _lower(exc) == expected
@@ -246,9 +244,7 @@ async def test_edit_rules(server: FakeTelegram, bot: Bot, chat: FakeChat) -> Non
     sent = await bot.send_message(chat.id, "<b>v1</b>", parse_mode="HTML", reply_markup=markup)
 
     with pytest.raises(BadRequest) as exc:
-        await bot.edit_message_text(
-            "<b>v1</b>", chat.id, sent.message_id, parse_mode="HTML", reply_markup=markup
-        )
+        await bot.edit_message_text("<b>v1</b>", chat.id, sent.message_id, parse_mode="HTML", reply_markup=markup)
     assert _lower(exc) == ERR_NOT_MODIFIED.removeprefix("Bad Request: ").lower()
 
     # Same text but different formatting is a modification.
@@ -466,9 +462,7 @@ async def test_fail_next_retry_after(server: FakeTelegram, bot: Bot, chat: FakeC
     assert [c.method for c in server.injected] == ["sendMessage"]
 
 
-async def test_fail_next_bad_gateway_and_dropped_connections(
-    server: FakeTelegram, bot: Bot, chat: FakeChat
-) -> None:
+async def test_fail_next_bad_gateway_and_dropped_connections(server: FakeTelegram, bot: Bot, chat: FakeChat) -> None:
     server.fail_next("sendMessage", status=502, times=2)
     for _ in range(2):
         with pytest.raises(NetworkError, match="Bad Gateway"):

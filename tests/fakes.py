@@ -1,0 +1,108 @@
+"""Test doubles shared by the test suite.
+
+``FakeEmbedder`` implements the ``bot.embedding.Embedder`` protocol without any model: every stemmed content
+word (``bot.text.terms``) and, with less weight, every character trigram of those words is hashed with a
+stable hash (BLAKE2b, never Python's salted ``hash()``) into a fixed number of signed buckets; the sum is
+L2-normalized. Texts that share words therefore have a high cosine similarity and unrelated texts a cosine
+near zero, so retrieval and answer-selection tests exercise real behaviour, deterministically and fast.
+
+It also counts what it embedded (``calls``, ``texts``, ``texts_embedded``), so a test can check that an
+incremental build embedded only the new or changed articles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from bot.embedding import Vectors
+from bot.text import terms
+
+FAKE_EMBEDDER_NAME = "fake-hash-embedder"
+WORD_WEIGHT = 1.0
+TRIGRAM_WEIGHT = 0.25
+
+
+@lru_cache(maxsize=1 << 16)
+def _bucket(feature: str, dimension: int) -> tuple[int, float]:
+    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "big")
+    return value % dimension, 1.0 if (value >> 63) & 1 else -1.0
+
+
+class FakeEmbedder:
+    """A deterministic bag-of-stems embedder; see the module docstring."""
+
+    def __init__(self, dimension: int = 256, name: str = FAKE_EMBEDDER_NAME) -> None:
+        if dimension < 2:
+            raise ValueError("dimension must be at least 2")
+        self.name = name
+        self.dimension = dimension
+        self.fingerprint = hashlib.sha256(f"{name}:{dimension}".encode()).hexdigest()
+        self.calls = 0
+        self.texts: list[str] = []
+        # What an empty text (or one of stopwords only) maps to: a fixed unit vector.
+        self._empty = np.zeros(dimension, dtype=np.float32)
+        self._empty[0] = 1.0
+
+    @property
+    def texts_embedded(self) -> int:
+        """How many texts `embed` has been given since creation or the last `reset_counts`."""
+        return len(self.texts)
+
+    def reset_counts(self) -> None:
+        self.calls = 0
+        self.texts.clear()
+
+    def vector(self, text: str) -> Vectors:
+        """The unit vector of one text (not counted)."""
+        vector = np.zeros(self.dimension, dtype=np.float64)
+        for term in terms(text):
+            index, sign = _bucket(f"w:{term}", self.dimension)
+            vector[index] += sign * WORD_WEIGHT
+            padded = f"#{term}#"
+            for i in range(len(padded) - 2):
+                index, sign = _bucket(f"t:{padded[i : i + 3]}", self.dimension)
+                vector[index] += sign * TRIGRAM_WEIGHT
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            return self._empty.copy()
+        result: Vectors = (vector / norm).astype(np.float32)
+        return result
+
+    def embed(self, texts: list[str]) -> Vectors:
+        self.calls += 1
+        self.texts.extend(texts)
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray(np.vstack([self.vector(text) for text in texts]), dtype=np.float32)
+
+
+def write_article(
+    directory: Path,
+    name: str,
+    body: str,
+    *,
+    title: str | None = None,
+    publisher: str | None = None,
+    published: str | None = None,
+    url: str | None = None,
+) -> Path:
+    """Write a Markdown article with YAML front matter (only the fields given) into `directory`.
+
+    Title, publisher and url are written as quoted YAML strings; `published` is written as given, so
+    "2021-05-03" is read by YAML as a date and "'2020-11'" as a string.
+    """
+    fields = {"title": title, "publisher": publisher, "url": url}
+    lines = [f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in fields.items() if value]
+    if published is not None:
+        lines.append(f"published: {published}")
+    front = "---\n" + "".join(f"{line}\n" for line in lines) + "---\n\n" if lines else ""
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(front + body.strip() + "\n", encoding="utf-8")
+    return path
