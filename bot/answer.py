@@ -76,6 +76,7 @@ _WH_PHRASE = re.compile(
 _FRAME_STEMS = frozenset(stem(word) for word in QUESTION_FRAME)
 # A question word the articles never use must have a close synonym in the answer ("forbid" ~ "ban").
 SYNONYM_COSINE = 0.58
+WORD_CACHE_SIZE = 100_000
 _PRONOUN_START = re.compile(r"^(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
 
 
@@ -165,6 +166,7 @@ class SentenceSelector:
         self._idf = {term: math.log(1 + total / df) for term, df in document_frequency.items()}
         # A word the articles never use is as telling as the rarest word they do.
         self._unseen_idf = math.log(1 + total)
+        self._word_cache: dict[str, Vectors] = {}
         self._clauses: dict[int, list[int]] = {}
         for clause, sentence in enumerate(data.clause_sentences):
             self._clauses.setdefault(sentence, []).append(clause)
@@ -257,9 +259,18 @@ class SentenceSelector:
         candidates = content_words(" ".join(self._data.sentence_text(s) for s in neighbours))
         if not candidates:
             return False
-        vectors = self._embed_words(question_words + candidates)
+        vectors = self._word_vectors(question_words + candidates)
         similarity = vectors[: len(question_words)] @ vectors[len(question_words) :].T
         return bool((similarity.max(axis=1) >= SYNONYM_COSINE).all())
+
+    def _word_vectors(self, words_to_embed: list[str]) -> Vectors:
+        """Vectors of single words, each embedded once: the articles' words recur from question to question."""
+        missing = [w for w in dict.fromkeys(words_to_embed) if w not in self._word_cache]
+        if missing:
+            if len(self._word_cache) + len(missing) > WORD_CACHE_SIZE:
+                self._word_cache.clear()
+            self._word_cache.update(zip(missing, self._embed_words(missing), strict=True))
+        return np.stack([self._word_cache[w] for w in words_to_embed])
 
     def _repeats(self, candidate: ScoredSentence, chosen: list[int]) -> bool:
         vectors = self._data.sentence_vectors

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bot import store
-from bot.chunking import ChunkingSettings, chunk_sentences, split_clauses, split_sentences
+from bot.chunking import CHUNKER_VERSION, ChunkingSettings, chunk_sentences, split_clauses, split_sentences
 from bot.cleaning import CLEANER_VERSION
 from bot.corpus import Article, CorpusFile, fingerprint, load_article, scan
 from bot.embedding import Embedder, Vectors
@@ -289,7 +289,7 @@ def _assemble(parts: list[_ArticleParts], dimension: int) -> store.IndexData:
 
 
 def _chunking_manifest(chunking: ChunkingSettings) -> dict[str, Any]:
-    return {**dataclasses.asdict(chunking), "cleaner_version": CLEANER_VERSION}
+    return {**dataclasses.asdict(chunking), "cleaner_version": CLEANER_VERSION, "chunker_version": CHUNKER_VERSION}
 
 
 def _manifest(

@@ -31,6 +31,10 @@ CLAUSE_MIN_SENTENCE_WORDS = 20
 CLAUSE_MIN_WORDS = 4
 
 
+# Bump when splitting or chunking changes: the manifest records it, so every article is cut again.
+CHUNKER_VERSION = 2
+
+
 @dataclass(frozen=True)
 class ChunkingSettings:
     """How articles are cut; recorded in the index manifest, since changing it invalidates every chunk."""
