@@ -161,7 +161,7 @@ def _reusable_previous(
         previous = store.open_index(index_dir, embedder)
     except IndexStoreError as exc:
         return None, None if store.current_version(index_dir) is None else f"the previous index is unusable: {exc}"
-    if previous.manifest.get("chunking") != _chunking_manifest(chunking):
+    if previous.manifest.get("chunking") != chunking_manifest(chunking):
         return None, "chunking or cleaning settings changed"
     return previous, None
 
@@ -288,7 +288,7 @@ def _assemble(parts: list[_ArticleParts], dimension: int) -> store.IndexData:
     )
 
 
-def _chunking_manifest(chunking: ChunkingSettings) -> dict[str, Any]:
+def chunking_manifest(chunking: ChunkingSettings) -> dict[str, Any]:
     return {**dataclasses.asdict(chunking), "cleaner_version": CLEANER_VERSION, "chunker_version": CHUNKER_VERSION}
 
 
@@ -308,7 +308,7 @@ def _manifest(
             "fingerprint": embedder.fingerprint,
             "dimension": embedder.dimension,
         },
-        "chunking": _chunking_manifest(chunking),
+        "chunking": chunking_manifest(chunking),
         "corpus_fingerprint": fingerprint(files),
         "documents": {
             part.document.doc_id: {

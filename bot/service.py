@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.build import BuildReport, build_index
+from bot.build import BuildReport, build_index, chunking_manifest
 from bot.config import Settings
 from bot.corpus import fingerprint, scan
 from bot.embedding import Embedder, SentenceTransformerEmbedder
@@ -24,6 +24,8 @@ def stale_reason(settings: Settings, manifest: dict[str, object]) -> str | None:
     """Why the index no longer matches the corpus folder, or None when it does."""
     if manifest.get("corpus_fingerprint") != fingerprint(scan(settings.corpus_dir)):
         return "the corpus changed since the last build"
+    if manifest.get("chunking") != chunking_manifest(settings.chunking):
+        return "the chunking settings or the article cleaner changed since the last build"
     return None
 
 
