@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeEmbedder
 
 from bot import store
-from bot.chunking import ChunkingSettings, chunk_sentences, split_clauses, split_sentences
+from bot.chunking import CHUNKER_VERSION, ChunkingSettings, chunk_sentences, split_clauses, split_sentences
 from bot.cleaning import CLEANER_VERSION
 from bot.corpus import load_corpus
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
@@ -65,7 +65,12 @@ def test_manifest_contents(built_index: Path, corpus_dir: Path, fake_embedder: F
         "fingerprint": fake_embedder.fingerprint,
         "dimension": fake_embedder.dimension,
     }
-    assert manifest["chunking"] == {"max_words": 110, "overlap_sentences": 1, "cleaner_version": CLEANER_VERSION}
+    assert manifest["chunking"] == {
+        "max_words": 110,
+        "overlap_sentences": 1,
+        "cleaner_version": CLEANER_VERSION,
+        "chunker_version": CHUNKER_VERSION,
+    }
     assert manifest["faiss_index"] == "IndexFlatIP"
 
     built_at = dt.datetime.fromisoformat(manifest["built_at"])

@@ -36,6 +36,7 @@ HELP = (
 NOT_TEXT = "I can only read text. Send me a question about the articles, or /help to see what I can do."
 NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you if you need access."
 ADMIN_ONLY = "Sorry, that command is for the bot's administrators."
+OWN_COMMANDS = frozenset({"start", "help", "sources", "new", "ask", "stats", "reload"})
 TYPING_EVERY = 4.5  # seconds; Telegram shows "typing" for about five
 
 
@@ -340,8 +341,10 @@ def _addressed(update: Update) -> bool:
     for entity, text in message.parse_entities([MessageEntityType.MENTION, MessageEntityType.BOT_COMMAND]).items():
         if entity.type == MessageEntityType.MENTION and text.lower() == mention:
             return True
-        if entity.type == MessageEntityType.BOT_COMMAND and text.lower().endswith(mention):
-            return True
+        if entity.type == MessageEntityType.BOT_COMMAND:
+            command, _, target = text.lower().lstrip("/").partition("@")
+            if f"@{target}" == mention or (not target and entity.offset == 0 and command in OWN_COMMANDS):
+                return True
     return False
 
 

@@ -34,11 +34,11 @@ def _source_html(item: Citation | SourceInfo) -> str:
 
 def answer_messages(answer: Answer) -> list[str]:
     """The answer, then compact sources with links; one or more messages."""
-    paragraphs = [escape(answer.text)]
+    pieces = [("", escape(answer.text))]
     if answer.citations:
-        sources = "\n".join(f"[{c.n}] {_source_html(c)}" for c in answer.citations)
-        paragraphs.append(f"<b>Sources</b>\n{sources}")
-    return pack(paragraphs)
+        pieces.append(("\n\n", "<b>Sources</b>"))
+        pieces += [("\n", f"[{c.n}] {_source_html(c)}") for c in answer.citations]
+    return pack_pieces(pieces)
 
 
 def passages_messages(answer: Answer) -> list[str]:
@@ -54,20 +54,27 @@ def sources_messages(sources: list[SourceInfo]) -> list[str]:
     if not sources:
         return pack(["No articles are indexed yet."])
     lines = [f"{number}. {_source_html(source)}" for number, source in enumerate(sources, 1)]
-    return pack([f"<b>{len(sources)} articles</b>", *lines], separator="\n")
+    plural = "" if len(sources) == 1 else "s"
+    return pack([f"<b>{len(sources)} article{plural}</b>", *lines], separator="\n")
 
 
 def pack(paragraphs: list[str], separator: str = "\n\n") -> list[str]:
-    """Join HTML paragraphs into messages of at most `MAX_MESSAGE` visible characters.
+    """Join HTML paragraphs into messages of at most `MAX_MESSAGE` visible characters (see `pack_pieces`)."""
+    return pack_pieces([(separator, paragraph) for paragraph in paragraphs])
 
-    Messages break only between paragraphs, so never inside a tag. A paragraph too long on its own is sent
-    as plain text cut at spaces (its markup dropped), since its tags cannot be split safely.
+
+def pack_pieces(pieces: list[tuple[str, str]]) -> list[str]:
+    """Join (separator, HTML paragraph) pieces into messages of at most `MAX_MESSAGE` visible characters.
+
+    Messages break only between pieces, so never inside a tag; a piece's separator joins it to the one before
+    it in the same message. A piece too long on its own is sent as plain text cut at spaces (its markup
+    dropped), since its tags cannot be split safely.
     """
     messages: list[str] = []
     current = ""
-    for paragraph in paragraphs:
-        pieces = [paragraph] if visible_length(paragraph) <= MAX_MESSAGE else _split_plain(paragraph)
-        for piece in pieces:
+    for separator, paragraph in pieces:
+        parts = [paragraph] if visible_length(paragraph) <= MAX_MESSAGE else _split_plain(paragraph)
+        for piece in parts:
             candidate = f"{current}{separator}{piece}" if current else piece
             if visible_length(candidate) <= MAX_MESSAGE:
                 current = candidate

@@ -59,9 +59,9 @@ class BoundedCache(Generic[K, V]):
 class ChatMemory:
     """One conversation per chat: bounded in count, forgotten after a quiet spell."""
 
-    def __init__(self, turns: int, chats: int, ttl_seconds: float) -> None:
+    def __init__(self, turns: int, chats: int, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._turns = turns
-        self._conversations: BoundedCache[int, Conversation] = BoundedCache(chats, ttl_seconds)
+        self._conversations: BoundedCache[int, Conversation] = BoundedCache(chats, ttl_seconds, clock)
 
     def for_chat(self, chat_id: int) -> Conversation:
         conversation = self._conversations.get(chat_id)
