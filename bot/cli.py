@@ -37,6 +37,9 @@ def _setup_logging(settings: Settings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     for noisy in ("sentence_transformers", "transformers", "faiss", "bm25s", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not settings.log_questions:
+        # At DEBUG, python-telegram-bot logs whole updates, and with them what users wrote.
+        logging.getLogger("telegram").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def user_errors(function: F) -> F:

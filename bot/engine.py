@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.answer import Question, SentenceSelector
 from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder
+from bot.errors import IndexStoreError
 from bot.search import search
 from bot.store import Document, LoadedIndex, current_version, open_index
 from bot.text import terms
@@ -82,6 +83,7 @@ class Engine:
         self.embedder = embedder
         self.max_question_chars = max_question_chars
         self._lock = threading.Lock()
+        self._refused: str | None = None
         self._install(index)
 
     @classmethod
@@ -103,9 +105,14 @@ class Engine:
         Raises an `IndexStoreError` when the new version cannot be used; the old one stays in service.
         """
         version = current_version(self.index_dir)
-        if version is None or version == self.index.version:
+        if version is None or version in (self.index.version, self._refused):
             return False
-        self._install(open_index(self.index_dir, self.embedder, version))
+        try:
+            index = open_index(self.index_dir, self.embedder, version)
+        except IndexStoreError:
+            self._refused = version  # Checked once: the next build will publish another version.
+            raise
+        self._install(index)
         log.info("Now serving index %s", version)
         return True
 

@@ -59,7 +59,7 @@ class RedactSecrets(logging.Filter):
                 for secret in self._secrets:
                     text = text.replace(secret, "[REDACTED]")
                 record.msg = f"{record.getMessage()}\n{text}"
-                record.exc_info, record.exc_text = None, None
+                record.args, record.exc_info, record.exc_text = None, None, None
         return True
 
 
@@ -97,6 +97,12 @@ def example_questions(engine: Engine, count: int = 3) -> list[str]:
     return examples
 
 
+def file_url(base_url: str) -> str:
+    """The file-download base URL that goes with a Bot API base URL ("…/bot" → "…/file/bot")."""
+    root = base_url.rstrip("/")
+    return f"{root.removesuffix('/bot')}/file/bot" if root.endswith("/bot") else f"{root}/file"
+
+
 def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> Application:  # type: ignore[type-arg]
     """The bot, ready to run; `load_engine` runs once, off the event loop, when the application starts."""
     token = settings.telegram_token()
@@ -118,6 +124,7 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
         Application.builder()
         .token(token)
         .base_url(settings.telegram_base_url)
+        .base_file_url(file_url(settings.telegram_base_url))
         .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
         .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES))
         .post_init(post_init)

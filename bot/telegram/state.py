@@ -16,6 +16,7 @@ from telegram.ext import BaseUpdateProcessor
 from bot.conversation import Conversation
 from bot.engine import Answer
 
+_UNBOUNDED = 1_000_000
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -142,22 +143,29 @@ class Stats:
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Updates of different chats run concurrently; those of one chat run one after another, in order."""
+    """Updates of different chats run concurrently; those of one chat run one after another, in order.
+
+    PTB takes its concurrency slot before `do_process_update` runs, so a chat with many queued updates would
+    hold every slot while they wait for the chat's lock. PTB's bound is therefore left effectively open, and
+    `max_concurrent_updates` bounds only updates that hold their chat's lock.
+    """
 
     def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
+        super().__init__(_UNBOUNDED)
+        self._working = asyncio.BoundedSemaphore(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._waiting: dict[int, int] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
-            await coroutine
+            async with self._working:
+                await coroutine
             return
         lock = self._locks.setdefault(chat.id, asyncio.Lock())
         self._waiting[chat.id] = self._waiting.get(chat.id, 0) + 1
         try:
-            async with lock:
+            async with lock, self._working:
                 await coroutine
         finally:
             self._waiting[chat.id] -= 1
