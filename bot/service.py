@@ -45,5 +45,6 @@ def open_engine(
         report = build_index(settings.corpus_dir, settings.index_dir, embedder, settings.chunking)
         if on_rebuild is not None:
             on_rebuild(reason, report)
-        log.info("Index rebuilt (%s): %s", reason, report.summary())
+        else:
+            log.info("Index rebuilt (%s): %s", reason, report.summary())
     return Engine.open(settings.index_dir, embedder, max_question_chars=settings.max_question_chars)
