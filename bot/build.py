@@ -110,7 +110,7 @@ def build_index(
             return report
 
         reusable = _previous_parts(previous)
-        previous_names = _current_document_names(index_dir)
+        previous_hashes = _current_documents(index_dir)
         parts: list[_ArticleParts] = []
         to_embed: list[Article] = []
         for file in files:
@@ -124,10 +124,16 @@ def build_index(
             except ArticleError as exc:
                 report.skipped[file.name] = str(exc)
         for article in to_embed:
-            (report.changed if article.doc_id in previous_names else report.added).append(article.doc_id)
+            previous_hash = previous_hashes.get(article.doc_id)
+            if previous_hash is None:
+                report.added.append(article.doc_id)
+            elif previous_hash != article.content_hash:
+                report.changed.append(article.doc_id)
+            else:  # Re-embedded only because the model or the chunking changed.
+                report.unchanged.append(article.doc_id)
         parts += _embed_articles(to_embed, embedder, chunking, progress, report)
         present = {part.document.doc_id for part in parts} | set(report.skipped)
-        report.removed = sorted(previous_names - present)
+        report.removed = sorted(previous_hashes.keys() - present)
 
         if not parts:
             raise BuildError(
@@ -166,15 +172,16 @@ def _reusable_previous(
     return previous, None
 
 
-def _current_document_names(index_dir: Path) -> set[str]:
-    """The articles of the version in use, even when its vectors cannot be reused (for added/removed)."""
+def _current_documents(index_dir: Path) -> dict[str, str]:
+    """The articles of the version in use and their content hashes, even when its vectors cannot be reused."""
     version = store.current_version(index_dir)
     if version is None:
-        return set()
+        return {}
     try:
-        return set(store.read_manifest(index_dir / version).get("documents", {}))
+        documents = store.read_manifest(index_dir / version).get("documents", {})
     except IndexStoreError:
-        return set()
+        return {}
+    return {name: str(entry.get("content_hash")) for name, entry in documents.items()}
 
 
 def _previous_parts(previous: store.LoadedIndex | None) -> dict[str, _ArticleParts]:

@@ -231,7 +231,9 @@ def test_full_rebuild_reembeds_everything(corpus_dir: Path, index_dir: Path, fak
     assert report.full_reason is not None
     assert "full" in report.full_reason
     assert fake_embedder.texts_embedded == first_count == report.embedded_texts
-    assert sorted(report.added + report.changed) == [CRACKDOWN, RALLY]
+    # Re-embedded, but their content did not change: neither added nor changed.
+    assert report.added == report.changed == []
+    assert report.unchanged == [CRACKDOWN, RALLY]
     assert store.current_version(index_dir) == report.version
 
 
@@ -241,7 +243,8 @@ def test_full_rebuild_reports_removed_and_unchanged_articles(
     (corpus_dir / CRACKDOWN).unlink()
     report = _build(corpus_dir, built_index, fake_embedder, full=True)
     assert report.removed == [CRACKDOWN]
-    assert report.added == []
+    assert report.added == report.changed == []
+    assert report.unchanged == [RALLY]
 
 
 def test_changed_chunking_rebuilds_everything(corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder) -> None:
