@@ -15,7 +15,7 @@ from typing import IO, Any
 import click
 
 from bot.conversation import Conversation
-from bot.engine import Answer, Engine
+from bot.engine import Answer, Engine, SourceInfo
 from bot.formatting import human_date, source_line
 
 HELP = """Ask anything about the articles; answers quote them, with sources.
@@ -51,6 +51,15 @@ class Console:
             self._print(HELP)
         else:
             self._print(f"Unknown command {command}. Commands: {', '.join(COMMANDS[:4])}.")
+        return True
+
+    def handle(self, line: str) -> bool:
+        """Answer a question or run a /command; returns False when the user asked to leave."""
+        line = line.strip()
+        if line.startswith("/"):
+            return self.handle_command(line)
+        if line:
+            self.ask(line)
         return True
 
     def ask(self, question: str) -> Answer:
@@ -142,7 +151,7 @@ def run_json(engine: Engine, lines: Iterable[str], out: IO[str], history_turns: 
             out.flush()
 
 
-def _source_json(source: Any) -> dict[str, Any]:
+def _source_json(source: SourceInfo) -> dict[str, Any]:
     return {
         "title": source.title,
         "publisher": source.publisher,
@@ -155,15 +164,9 @@ def _source_json(source: Any) -> dict[str, Any]:
 def run_plain(engine: Engine, lines: Iterable[str], out: IO[str], history_turns: int) -> None:
     """Piped input without --json: each answer as plain text, separated by blank lines."""
     console = Console(engine, out, history_turns=history_turns)
-    for raw in lines:
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("/"):
-            if not console.handle_command(line):
-                break
-            continue
-        console.ask(line)
+    for line in lines:
+        if not console.handle(line):
+            break
 
 
 def run_repl(engine: Engine, history_turns: int) -> None:
@@ -175,17 +178,12 @@ def run_repl(engine: Engine, history_turns: int) -> None:
     try:
         while True:
             try:
-                line = input(click.style("? ", fg="green", bold=True)).strip()
+                line = input(click.style("? ", fg="green", bold=True))
             except KeyboardInterrupt:
                 click.echo()
                 continue
-            if not line:
-                continue
-            if line.startswith("/"):
-                if not console.handle_command(line):
-                    break
-                continue
-            console.ask(line)
+            if not console.handle(line):
+                break
     except EOFError:
         click.echo()
     finally:

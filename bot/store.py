@@ -15,7 +15,6 @@ a writer (see build.py) only ever adds directories and swaps `CURRENT`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -28,7 +27,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from bot.embedding import Embedder, Vectors
+from bot.embedding import Embedder, Vectors, sha256_file
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 
 FORMAT_VERSION = 1
@@ -114,18 +113,10 @@ def current_version(index_dir: Path) -> str | None:
         return None
 
 
-def sha256_path(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_hashes(directory: Path) -> dict[str, str]:
     """SHA-256 of every file in a version directory except the manifest, by relative path."""
     return {
-        path.relative_to(directory).as_posix(): sha256_path(path)
+        path.relative_to(directory).as_posix(): sha256_file(path)
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != MANIFEST
     }
