@@ -8,7 +8,7 @@ A sentence is scored on four signals, each in [0, 1]:
 - answer type: a "who" question wants a name, "when" a date, "how many" a count, "where" a place;
 - context: the same key-term share over the sentence and its neighbours, for quotes split across sentences.
 
-The thresholds were calibrated on the development questions (see README, "How answers are chosen").
+The thresholds were calibrated on the development questions and a held-out set (README, "Abstaining").
 """
 
 from __future__ import annotations
