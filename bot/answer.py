@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -147,16 +149,44 @@ class ScoredSentence:
 WordEmbedder = Callable[[list[str]], Vectors]
 
 
+class WordVectors:
+    """Vectors of single words, each embedded once and kept (least recently used dropped past `capacity`).
+
+    Shared by the worker threads that answer questions, and kept across index reloads: words recur.
+    """
+
+    def __init__(self, embed: WordEmbedder, capacity: int = WORD_CACHE_SIZE) -> None:
+        self._embed = embed
+        self._capacity = capacity
+        self._vectors: OrderedDict[str, Vectors] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, words_to_embed: list[str]) -> Vectors:
+        with self._lock:
+            found = {w: self._vectors[w] for w in words_to_embed if w in self._vectors}
+        missing = [w for w in dict.fromkeys(words_to_embed) if w not in found]
+        if missing:
+            # A batch of at least two texts: a single one would pass through (and evict) the question cache.
+            embedded = self._embed([*missing, "."])[: len(missing)]
+            found.update(zip(missing, embedded, strict=True))
+        with self._lock:
+            for word, vector in found.items():
+                self._vectors[word] = vector
+                self._vectors.move_to_end(word)
+            while len(self._vectors) > self._capacity:
+                self._vectors.popitem(last=False)
+        return np.stack([found[w] for w in words_to_embed])
+
+
 class SentenceSelector:
     """Scores the sentences of retrieved passages against a question; holds per-index term statistics.
 
-    `embed_words` (the index's embedder) compares single words by meaning, for question words the articles
-    never use.
+    `word_vectors` compares single words by meaning, for question words the articles never use.
     """
 
-    def __init__(self, data: IndexData, embed_words: WordEmbedder) -> None:
+    def __init__(self, data: IndexData, word_vectors: WordVectors) -> None:
         self._data = data
-        self._embed_words = embed_words
+        self._word_vectors = word_vectors
         self._sentence_terms = [frozenset(terms(data.sentence_text(i))) for i in range(len(data.sentences))]
         document_frequency: dict[str, int] = {}
         for sentence_terms in self._sentence_terms:
@@ -166,7 +196,6 @@ class SentenceSelector:
         self._idf = {term: math.log(1 + total / df) for term, df in document_frequency.items()}
         # A word the articles never use is as telling as the rarest word they do.
         self._unseen_idf = math.log(1 + total)
-        self._word_cache: dict[str, Vectors] = {}
         self._clauses: dict[int, list[int]] = {}
         for clause, sentence in enumerate(data.clause_sentences):
             self._clauses.setdefault(sentence, []).append(clause)
@@ -197,7 +226,7 @@ class SentenceSelector:
         for sentence, meaning in zip(ids, meanings, strict=True):
             share = sum(weights[t] for t in weights.keys() & self._sentence_terms[sentence]) / total
             context = sum(weights[t] for t in weights.keys() & self._context_terms(sentence)) / total
-            type_ok = self._type_ok(question, sentence, float(meaning))
+            type_ok = self._type_ok(question, sentence)
             score = (
                 W_MEANING * float(meaning)
                 + W_CHUNK * chunk_cosines[sentence]
@@ -222,21 +251,23 @@ class SentenceSelector:
         return meanings
 
     def choose(self, question: Question, scored: list[ScoredSentence]) -> list[int]:
-        """The sentences to quote, best first, or [] when the articles do not answer."""
-        best = next((s for s in scored[:CANDIDATES_TO_CHECK] if self._answers(question, s)), None)
-        if best is None:
+        """The sentences to quote, best first (preceded by the sentence before it when it opens with a
+        pronoun), or [] when the articles do not answer."""
+        rank = next((i for i, s in enumerate(scored[:CANDIDATES_TO_CHECK]) if self._answers(question, s)), None)
+        if rank is None:
             return []
+        best = scored[rank]
         chosen = [best.sentence]
-        for other in scored:
+        for other in scored[rank + 1 :]:
             if len(chosen) == MAX_SENTENCES or other.score < SECOND_SENTENCE_RATIO * best.score:
                 break
-            if other.sentence in chosen or self._repeats(other, chosen):
+            if self._repeats(other, chosen) or not self._answers(question, other):
                 continue
             # A further sentence must match the question's words or its meaning better than the best one does.
             better_somehow = other.term_share >= best.term_share or other.meaning >= best.meaning
             if (question.answer_type is AnswerType.OTHER or other.type_ok) and better_somehow:
                 chosen.append(other.sentence)
-        # A sentence that opens with "He", "They" or "It" needs the one before it to be understood.
+        # A sentence that opens with a pronoun ("He", "They", "Its") needs the one before it to be understood.
         if _PRONOUN_START.match(self._data.sentence_text(best.sentence)) and self._same_document(
             best.sentence - 1, best.sentence
         ):
@@ -263,15 +294,6 @@ class SentenceSelector:
         similarity = vectors[: len(question_words)] @ vectors[len(question_words) :].T
         return bool((similarity.max(axis=1) >= SYNONYM_COSINE).all())
 
-    def _word_vectors(self, words_to_embed: list[str]) -> Vectors:
-        """Vectors of single words, each embedded once: the articles' words recur from question to question."""
-        missing = [w for w in dict.fromkeys(words_to_embed) if w not in self._word_cache]
-        if missing:
-            if len(self._word_cache) + len(missing) > WORD_CACHE_SIZE:
-                self._word_cache.clear()
-            self._word_cache.update(zip(missing, self._embed_words(missing), strict=True))
-        return np.stack([self._word_cache[w] for w in words_to_embed])
-
     def _repeats(self, candidate: ScoredSentence, chosen: list[int]) -> bool:
         vectors = self._data.sentence_vectors
         return any(float(vectors[candidate.sentence] @ vectors[c]) >= SAME_SENTENCE_COSINE for c in chosen)
@@ -284,7 +306,7 @@ class SentenceSelector:
         neighbours = [s for s in (sentence - 1, sentence + 1) if self._same_document(s, sentence)]
         return self._sentence_terms[sentence].union(*(self._sentence_terms[s] for s in neighbours))
 
-    def _type_ok(self, question: Question, sentence: int, meaning: float) -> bool:
+    def _type_ok(self, question: Question, sentence: int) -> bool:
         text = self._data.sentence_text(sentence)
         kind = question.answer_type
         if kind is AnswerType.DATE:

@@ -123,15 +123,16 @@ def build_index(
                 to_embed.append(load_article(file))
             except ArticleError as exc:
                 report.skipped[file.name] = str(exc)
-        for article in to_embed:
-            previous_hash = previous_hashes.get(article.doc_id)
+        embedded = _embed_articles(to_embed, embedder, chunking, progress, report)
+        for part in embedded:
+            previous_hash = previous_hashes.get(part.document.doc_id)
             if previous_hash is None:
-                report.added.append(article.doc_id)
-            elif previous_hash != article.content_hash:
-                report.changed.append(article.doc_id)
+                report.added.append(part.document.doc_id)
+            elif previous_hash != part.document.content_hash:
+                report.changed.append(part.document.doc_id)
             else:  # Re-embedded only because the model or the chunking changed.
-                report.unchanged.append(article.doc_id)
-        parts += _embed_articles(to_embed, embedder, chunking, progress, report)
+                report.unchanged.append(part.document.doc_id)
+        parts += embedded
         present = {part.document.doc_id for part in parts} | set(report.skipped)
         report.removed = sorted(previous_hashes.keys() - present)
 

@@ -105,9 +105,12 @@ def clean_text(raw: str, *, first_line_is_title: bool = False) -> CleanedText:
     headline: str | None = None
     paragraphs: list[str] = []
     for i, line in enumerate(lines):
-        if paragraphs and _END_OF_ARTICLE.match(line):
+        # Markers and labels are short: a long line that merely starts like one ("More from the opposition
+        # is expected ...", "Copyright law was changed ...") is prose.
+        short = len(line.split()) <= _PROSE_MIN_WORDS and _is_headline_like(line)
+        if paragraphs and short and _END_OF_ARTICLE.match(line):
             break
-        if i in repeated or _UI_LABEL.match(line) or _MEDIA_TIMES.match(line):
+        if i in repeated or (short and _UI_LABEL.match(line)) or _MEDIA_TIMES.match(line):
             continue
         if _UI_PHRASE.search(line):
             # Keep the paragraph's real sentences; drop only the ones that are instructions to click.

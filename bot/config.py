@@ -57,6 +57,13 @@ class Settings(BaseSettings):
             return frozenset(int(part) for part in re.split(r"[,\s]+", value.strip()) if part)
         return value
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
+
     @property
     def chunking(self) -> ChunkingSettings:
         return ChunkingSettings(max_words=self.chunk_max_words, overlap_sentences=self.chunk_overlap_sentences)

@@ -66,18 +66,27 @@ class Conversation:
         return tuple(self._exchanges)
 
     def referents(self, question: str) -> list[str]:
-        """Names from the last exchange that a follow-up question points back to; [] for a standalone one."""
-        if not self._exchanges or not is_follow_up(question):
+        """Names from the latest exchange that has any, that a follow-up question points back to; [] for a
+        standalone question."""
+        if not is_follow_up(question):
             return []
-        last = self._exchanges[-1]
-        asked = names(last.question)
-        answered = [name for name in names(last.answer_text) if name not in asked]
-        asked_about_someone = re.match(r"^\s*(?:who|whom)\b", last.question, re.IGNORECASE)
-        defining = re.match(r"^\s*(?:who|what)\s+(?:is|are|was|were)\b", last.question, re.IGNORECASE)
-        if _PERSONAL.search(question) and asked_about_someone and not (defining and asked):
-            # After "Who held the protest?", "she" is the person the answer named, not the protest.
-            return answered[:1] or asked
-        return asked or answered[:1]
+        for exchange in reversed(self._exchanges):
+            found = _referents(question, exchange)
+            if found:
+                return found
+        return []
+
+
+def _referents(question: str, last: Exchange) -> list[str]:
+    """What `question`'s pronoun most likely means in the light of one earlier exchange."""
+    asked = names(last.question)
+    answered = [name for name in names(last.answer_text) if name not in asked]
+    asked_about_someone = re.match(r"^\s*(?:who|whom)\b", last.question, re.IGNORECASE)
+    defining = re.match(r"^\s*(?:who|what)\s+(?:is|are|was|were)\b", last.question, re.IGNORECASE)
+    if _PERSONAL.search(question) and asked_about_someone and not (defining and asked):
+        # After "Who held the protest?", "she" is the person the answer named, not the protest.
+        return answered[:1] or asked
+    return asked or answered[:1]
 
 
 def rewrite(question: str, referents: list[str]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from bot.cleaning import clean_text, looks_hard_wrapped, markdown_to_text, unwrap
+from bot.embedding import sha256_file
 from bot.errors import ArticleError
 
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html"}
@@ -37,6 +38,7 @@ class CorpusFile:
     name: str
     sha256: str
     size: int
+    unreadable: str | None = None  # why the file could not be read, if it could not
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,12 @@ def scan(corpus_dir: Path) -> list[CorpusFile]:
         relative = path.relative_to(corpus_dir)
         if not path.is_file() or any(part.startswith(".") for part in relative.parts):
             continue
-        data = path.read_bytes()
-        files.append(CorpusFile(path, relative.as_posix(), hashlib.sha256(data).hexdigest(), len(data)))
+        try:
+            size, digest = path.stat().st_size, sha256_file(path)
+        except OSError as exc:  # No permission, or deleted while we looked: skip it, build the rest.
+            files.append(CorpusFile(path, relative.as_posix(), "", 0, f"cannot be read ({exc.strerror or exc})"))
+            continue
+        files.append(CorpusFile(path, relative.as_posix(), digest, size))
     return files
 
 
@@ -74,6 +80,8 @@ def fingerprint(files: list[CorpusFile]) -> str:
 
 def load_article(file: CorpusFile, max_bytes: int = MAX_ARTICLE_BYTES) -> Article:
     """Read and clean one file; raises `ArticleError` with the reason when it cannot be used."""
+    if file.unreadable:
+        raise ArticleError(file.unreadable)
     kind = SUFFIXES.get(file.path.suffix.lower())
     if kind is None:
         raise ArticleError(f"unsupported file type {file.path.suffix or '(none)'!r}; use .md, .txt or .html")
@@ -81,7 +89,10 @@ def load_article(file: CorpusFile, max_bytes: int = MAX_ARTICLE_BYTES) -> Articl
         raise ArticleError("empty file")
     if file.size > max_bytes:
         raise ArticleError(f"too large ({file.size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB)")
-    data = file.path.read_bytes()
+    try:
+        data = file.path.read_bytes()
+    except OSError as exc:
+        raise ArticleError(f"cannot be read ({exc.strerror or exc})") from None
     if b"\0" in data[:8192]:
         raise ArticleError("binary file, not text")
     if kind == "html":

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from bot.answer import Question, SentenceSelector
+from bot.answer import Question, SentenceSelector, WordVectors
 from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder
 from bot.errors import IndexStoreError
@@ -20,8 +20,10 @@ from bot.text import terms
 
 log = logging.getLogger(__name__)
 
+# Chunks retrieved per question: their sentences are the candidates for the answer.
 PASSAGES = 6
-_MARKUP = re.compile(r"<[^>\n]{0,200}>|```|\*\*|__|~~|`")
+# HTML tags (a "<" followed by a letter or "/": "<30%" is not a tag) and Markdown emphasis or code marks.
+_MARKUP = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|```|\*\*|__|~~|`")
 
 
 class Outcome(Enum):
@@ -84,6 +86,7 @@ class Engine:
         self.max_question_chars = max_question_chars
         self._lock = threading.Lock()
         self._refused: str | None = None
+        self._word_vectors = WordVectors(embedder.embed)
         self._install(index)
 
     @classmethod
@@ -91,13 +94,18 @@ class Engine:
         return cls(index_dir, embedder, open_index(index_dir, embedder), max_question_chars=max_question_chars)
 
     def _install(self, index: LoadedIndex) -> None:
-        selector = SentenceSelector(index.data, self.embedder.embed)
+        selector = SentenceSelector(index.data, self._word_vectors)
         with self._lock:
             self.index, self._selector = index, selector
 
     @property
     def version(self) -> str:
         return self.index.version
+
+    def update_available(self) -> bool:
+        """Whether a build has published a version this engine has neither loaded nor refused (cheap)."""
+        version = current_version(self.index_dir)
+        return version is not None and version not in (self.index.version, self._refused)
 
     def reload_if_changed(self) -> bool:
         """Load the index `CURRENT` now names, if it is another one; the old one serves until then.
@@ -139,7 +147,8 @@ class Engine:
         if result is None:
             result = Answer(question=question, outcome=Outcome.ABSTAINED, text=abstention_text())
         if conversation is not None:
-            conversation.remember(cleaned, result.text if not result.abstained else "")
+            # Remembered with its pronoun resolved, so that a chain of follow-ups keeps its subject.
+            conversation.remember(rewrite(cleaned, referents), result.text if not result.abstained else "")
         return result
 
     def _problem_with(self, raw: str, cleaned: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Score the engine on a question file (the format of shared/eval/dev_qa.jsonl and dev_followup.jsonl).
+"""Score the engine on a question file (the format of tests/data/dev_qa.jsonl and dev_followup.jsonl).
 
 A question is right when:
 - it should be answered (`must` not empty): the answer holds one alternative of every `must` group

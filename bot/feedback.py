@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -36,8 +37,16 @@ class FeedbackStore:
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as stream:
-                stream.write(line)
+            with self.path.open("a+b") as stream:
+                # After a crash mid-write the last line is partial: start a fresh line rather than lose two.
+                stream.seek(0, 2)
+                if stream.tell():
+                    stream.seek(-1, 2)
+                    if stream.read(1) != b"\n":
+                        stream.write(b"\n")
+                stream.write(line.encode())
+                stream.flush()
+                os.fsync(stream.fileno())
 
     def counts(self) -> Counter[str]:
         return Counter(entry["vote"] for entry in read_feedback(self.path))
@@ -45,10 +54,12 @@ class FeedbackStore:
 
 def read_feedback(path: Path) -> list[dict[str, Any]]:
     """Every readable vote in the file; a damaged line (a crash mid-write) is skipped, not fatal."""
-    if not path.exists():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
         return []
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:

@@ -25,7 +25,7 @@ class Passage:
     cosine: float
 
 
-def search(index: LoadedIndex, query_vector: Vectors, query_terms: list[str], k: int = 6) -> list[Passage]:
+def search(index: LoadedIndex, query_vector: Vectors, query_terms: list[str], k: int) -> list[Passage]:
     """The `k` best chunks for a query, best first."""
     total = index.faiss_index.ntotal
     if total == 0:

@@ -36,6 +36,7 @@ def open_engine(
 
     A mismatched or corrupted index raises its `IndexStoreError`: that needs a person's decision.
     """
+    index = None
     try:
         index = open_index(settings.index_dir, embedder)
         reason = stale_reason(settings, index.manifest)
@@ -47,4 +48,6 @@ def open_engine(
             on_rebuild(reason, report)
         else:
             log.info("Index rebuilt (%s): %s", reason, report.summary())
-    return Engine.open(settings.index_dir, embedder, max_question_chars=settings.max_question_chars)
+        index = open_index(settings.index_dir, embedder)
+    assert index is not None
+    return Engine(settings.index_dir, embedder, index, max_question_chars=settings.max_question_chars)

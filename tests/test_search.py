@@ -135,7 +135,7 @@ def test_empty_faiss_index_returns_nothing(built_index: Path, fake_embedder: Fak
 
     index.faiss_index = Empty()
     vector, query_terms = _query(fake_embedder, "Nazarbaev")
-    assert search(index, vector, query_terms) == []
+    assert search(index, vector, query_terms, k=6) == []
 
 
 def test_search_results_are_valid(built_index: Path, fake_embedder: FakeEmbedder) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections import Counter
 from collections.abc import Callable
 
 from telegram import BotCommand, Update
@@ -14,16 +12,17 @@ from telegram.ext import (
     Application,
     CallbackQueryHandler,
     CommandHandler,
+    Defaults,
     MessageHandler,
     TypeHandler,
     filters,
 )
 
 from bot.config import Settings
-from bot.conversation import names
 from bot.engine import Engine
 from bot.feedback import FeedbackStore
 from bot.telegram import handlers
+from bot.telegram.examples import example_questions
 from bot.telegram.state import ChatMemory, ChatOrderedProcessor, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -36,6 +35,8 @@ COMMANDS = [
     BotCommand("ask", "Ask a question (in groups)"),
 ]
 MAX_CONCURRENT_UPDATES = 256
+# Only the updates some handler uses: reactions, member changes and the like would just pass the gates.
+UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 # Outgoing calls that hit Telegram's flood limit (429) are retried after the time Telegram asks for.
 FLOOD_RETRIES = 5
 
@@ -73,30 +74,6 @@ def install_redaction(*secrets: str) -> None:
         handler.addFilter(redact)
 
 
-_SPEAKER = re.compile(r"([A-Z][\w-]+(?: [A-Z][\w-]+)+)(?:,[^,.]{0,80},)? (?:told|said|says)\b")
-_ORGANISATION = re.compile(r"\b(?:Party|Commission|Assembly|Council|Movement|Ministry|Parliament|Court|Union)\b")
-
-
-def example_questions(engine: Engine, count: int = 3) -> list[str]:
-    """Questions the articles answer, about the people quoted and the organisations named most often."""
-    speakers: Counter[str] = Counter()
-    organisations: Counter[str] = Counter()
-    for document in engine.index.data.documents:
-        speakers.update(
-            match.group(1)
-            for match in _SPEAKER.finditer(document.text)
-            if not match.group(1).startswith("The ") and not _ORGANISATION.search(match.group(1))
-        )
-        organisations.update(name for name in names(document.text) if _ORGANISATION.search(name))
-    candidates = [f"Who is {name}?" for name, _ in speakers.most_common(count)]
-    candidates += [f"What is the {name}?" for name, _ in organisations.most_common(count)]
-    examples: list[str] = []
-    for question in candidates:
-        if len(examples) < count and not engine.answer(question).abstained:
-            examples.append(question)
-    return examples
-
-
 def file_url(base_url: str) -> str:
     """The file-download base URL that goes with a Bot API base URL ("…/bot" → "…/file/bot")."""
     root = base_url.rstrip("/")
@@ -107,15 +84,19 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
     """The bot, ready to run; `load_engine` runs once, off the event loop, when the application starts."""
     token = settings.telegram_token()
 
+    def load() -> tuple[Engine, list[str]]:
+        engine = load_engine()
+        return engine, example_questions(engine)
+
     async def post_init(application: Application) -> None:  # type: ignore[type-arg]
-        engine = await asyncio.to_thread(load_engine)
+        engine, examples = await asyncio.to_thread(load)
         application.bot_data["services"] = handlers.Services(
             settings=settings,
             engine=engine,
             memory=ChatMemory(settings.history_turns, settings.chats_remembered, settings.chat_memory_minutes * 60),
             limiter=RateLimiter(settings.questions_per_minute),
             feedback=FeedbackStore(settings.feedback_file),
-            examples=example_questions(engine),
+            examples=examples,
         )
         await application.bot.set_my_commands(COMMANDS)
         log.info("Serving index %s as @%s", engine.version, application.bot.username)
@@ -126,6 +107,8 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
         .base_url(settings.telegram_base_url)
         .base_file_url(file_url(settings.telegram_base_url))
         .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
+        # A reply to a message the user has since deleted is still sent (as a plain message).
+        .defaults(Defaults(allow_sending_without_reply=True))
         .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES))
         .post_init(post_init)
         .build()
@@ -166,7 +149,7 @@ def run(settings: Settings, load_engine: Callable[[], Engine]) -> None:
     application = build_application(settings, load_engine)
     if webhook is None:
         log.info("Starting with long polling")
-        application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
+        application.run_polling(allowed_updates=UPDATES, bootstrap_retries=-1)
         return
     url, path, secret = webhook
     log.info("Starting the webhook on %s:%s", settings.webhook_listen, settings.webhook_port)
@@ -176,6 +159,6 @@ def run(settings: Settings, load_engine: Callable[[], Engine]) -> None:
         url_path=path,
         webhook_url=url,
         secret_token=secret,
-        allowed_updates=Update.ALL_TYPES,
+        allowed_updates=UPDATES,
         bootstrap_retries=-1,
     )

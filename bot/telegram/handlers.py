@@ -19,8 +19,9 @@ from bot.config import Settings
 from bot.console import coverage
 from bot.engine import Answer, Engine, Outcome
 from bot.feedback import FeedbackStore
-from bot.telegram.render import answer_messages, escape, passages_messages, sources_messages
-from bot.telegram.state import AnswerStore, ChatMemory, RateLimiter, SeenUpdates, Stats
+from bot.telegram.examples import example_questions
+from bot.telegram.render import TAG, answer_messages, escape, passages_messages, sources_messages
+from bot.telegram.state import AnswerStore, BoundedCache, ChatMemory, RateLimiter, SeenUpdates, Stats
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Services:
     feedback: FeedbackStore
     examples: list[str]
     answers: AnswerStore = field(default_factory=AnswerStore)
+    votes: BoundedCache[tuple[str, int], bool] = field(default_factory=lambda: BoundedCache(50_000))
+    warned: BoundedCache[int, bool] = field(default_factory=lambda: BoundedCache(100_000, ttl=60))
     seen: SeenUpdates = field(default_factory=SeenUpdates)
     stats: Stats = field(default_factory=Stats)
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -233,6 +236,11 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         for text in passages_messages(answer):
             await _send(update, context, text)
     elif kind == "vote" and vote in ("up", "down"):
+        voter = (answer_id, query.from_user.id)
+        if found.votes.get(voter) is not None:
+            await query.answer("You already voted on this answer. Thanks!")
+            return
+        found.votes.put(voter, True)
         chat_type = update.effective_chat.type if update.effective_chat else None
         await asyncio.to_thread(found.feedback.record, answer, vote, chat_type=chat_type)
         await query.answer("Thanks for the feedback!")
@@ -249,16 +257,21 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
     chat, user = update.effective_chat, update.effective_user
     if chat is None:
         return
-    wait = found.limiter.retry_after(user.id if user else chat.id)
+    asker = user.id if user else chat.id
+    wait = found.limiter.retry_after(asker)
     if wait:
         found.stats.rate_limited += 1
-        await _reply(update, f"You're asking faster than I can read. Please wait {max(1, round(wait))} seconds.")
+        if found.warned.get(asker) is None:  # Say it once per spell: a flood should not double our own calls.
+            found.warned.put(asker, True)
+            await _reply(update, f"You're asking faster than I can read. Please wait {max(1, round(wait))} seconds.")
         return
     if found.settings.log_questions:
         log.info("Question in chat %s: %r", chat.id, question)
     conversation = found.memory.for_chat(chat.id)
+    if found.engine.update_available() and not found.reload_lock.locked():
+        # A newer index was built: load it in the background; this question is answered from the current one.
+        context.application.create_task(_reload_quietly(found))
     async with _typing(context, chat.id):
-        await _reload_quietly(found)
         answer = await asyncio.to_thread(found.engine.answer, question, conversation)
     _count(found.stats, answer)
     markup = None
@@ -290,11 +303,14 @@ def _count(stats: Stats, answer: Answer) -> None:
 
 async def _reload(found: Services) -> bool:
     async with found.reload_lock:
-        return await asyncio.to_thread(found.engine.reload_if_changed)
+        changed = await asyncio.to_thread(found.engine.reload_if_changed)
+        if changed:
+            found.examples = await asyncio.to_thread(example_questions, found.engine)
+        return changed
 
 
 async def _reload_quietly(found: Services) -> None:
-    """Pick up a newly built index before answering; a bad one is logged and the current one kept."""
+    """Pick up a newly built index; a bad one is logged and the current one kept."""
     try:
         await _reload(found)
     except Exception as exc:  # Serving the previous index beats failing the question.
@@ -305,19 +321,22 @@ async def _reload_quietly(found: Services) -> None:
 async def _typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
     """Show "typing…" in the chat for as long as the block runs."""
 
+    done = asyncio.Event()
+
     async def keep_typing() -> None:
-        while True:
+        while not done.is_set():
             with contextlib.suppress(TelegramError):  # Cosmetic: never fail an answer over it.
                 await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-            await asyncio.sleep(TYPING_EVERY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), TYPING_EVERY)
 
     task = asyncio.create_task(keep_typing())
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Let a chat action already on its way finish: cancelling it would cut the request in half.
+        done.set()
+        await task
 
 
 async def _require_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -365,12 +384,17 @@ async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None 
     except BadRequest as exc:
         # Our HTML is escaped by construction; if Telegram still refuses it, send it as plain text.
         log.error("Telegram refused a reply (%s); sending it as plain text", exc.message)
-        await message.reply_text(html.unescape(re.sub(r"<[^>]*>", "", text)), reply_markup=markup)
+        await message.reply_text(html.unescape(TAG.sub("", text)), reply_markup=markup, do_quote=False)
 
 
 async def _send(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+    """Send to the update's chat (and forum topic), without quoting."""
+    message = update.effective_message
     if update.effective_chat:
-        await context.bot.send_message(update.effective_chat.id, text, parse_mode=ParseMode.HTML)
+        thread = message.message_thread_id if message is not None and message.is_topic_message else None
+        await context.bot.send_message(
+            update.effective_chat.id, text, parse_mode=ParseMode.HTML, message_thread_id=thread
+        )
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

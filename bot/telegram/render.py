@@ -10,12 +10,12 @@ from bot.formatting import human_date
 
 # Telegram counts a message's length after parsing entities, in UTF-16 code units.
 MAX_MESSAGE = 4096
-_TAG = re.compile(r"<[^>]*>")
+TAG = re.compile(r"<[^>]*>")
 
 
 def visible_length(fragment: str) -> int:
     """The length Telegram measures for an HTML fragment we produced (well-formed by construction)."""
-    return len(html.unescape(_TAG.sub("", fragment)).encode("utf-16-le")) // 2
+    return len(html.unescape(TAG.sub("", fragment)).encode("utf-16-le")) // 2
 
 
 def escape(text: str) -> str:
@@ -87,7 +87,7 @@ def pack_pieces(pieces: list[tuple[str, str]]) -> list[str]:
 
 
 def _split_plain(fragment: str) -> list[str]:
-    text = html.unescape(_TAG.sub("", fragment))
+    text = html.unescape(TAG.sub("", fragment))
     pieces = []
     while text:
         cut = len(text)

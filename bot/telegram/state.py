@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
@@ -105,13 +106,16 @@ class AnswerStore:
 
     capacity: int = 5_000
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # Ids are only unique within a process: a random prefix keeps a button sent before a restart from
+    # finding another answer that reused its number.
+    _prefix: str = field(default_factory=lambda: secrets.token_hex(3))
     _answers: BoundedCache[str, Answer] = field(init=False)
 
     def __post_init__(self) -> None:
         self._answers = BoundedCache(self.capacity)
 
     def add(self, answer: Answer) -> str:
-        key = format(next(self._ids), "x")
+        key = f"{self._prefix}{next(self._ids):x}"
         self._answers.put(key, answer)
         return key
 
@@ -139,7 +143,6 @@ class Stats:
     abstained: int = 0
     rejected: int = 0
     rate_limited: int = 0
-    started: float = field(default_factory=time.time)
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):
