@@ -293,3 +293,20 @@ def test_hard_wrapped_plain_text_keeps_its_paragraphs() -> None:
     expected = tuple(" ".join(block.split()) for block in WRAPPED_ARTICLE.strip().split("\n\n")[1:])
     assert cleaned.paragraphs == expected
     assert len(cleaned.paragraphs) == 3
+
+
+def test_prose_that_starts_like_a_label_or_marker_is_kept() -> None:
+    raw = (
+        "Opposition plans protest\n\n"
+        "The party said it would hold a rally in the capital next month, officials confirmed.\n\n"
+        "More from the opposition is expected before the vote, according to several of its leaders.\n\n"
+        "Copyright law was changed in 2019 to punish sharing of banned material online, critics say.\n\n"
+        "The rally is the first since the election was called, the organisers added.\n\n"
+        "More from Kazakhstan\n\n"
+        "Some other headline that is not part of the article\n"
+    )
+    cleaned = clean_text(raw)
+    assert len(cleaned.paragraphs) == 4
+    assert cleaned.paragraphs[1].startswith("More from the opposition")
+    assert cleaned.paragraphs[2].startswith("Copyright law")
+    assert "Some other headline" not in cleaned.body

@@ -333,3 +333,23 @@ def test_fingerprint_tracks_corpus_changes(tmp_path: Path) -> None:
     # Renaming a file is a change, even with the same bytes.
     b.rename(tmp_path / "renamed.md")
     assert fingerprint(scan(tmp_path)) not in (original, edited, added)
+
+
+def test_a_file_that_cannot_be_read_is_skipped_and_the_rest_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.corpus
+
+    write_article(tmp_path, "good.md", "A sentence that is fine to read.", title="Good")
+    write_article(tmp_path, "locked.md", "Nobody may read this one.", title="Locked")
+    from bot.embedding import sha256_file as real
+
+    def sha256_or_denied(path: Path) -> str:
+        if path.name == "locked.md":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(bot.corpus, "sha256_file", sha256_or_denied)
+    articles, skipped = load_corpus(tmp_path)
+    assert [a.doc_id for a in articles] == ["good.md"]
+    assert skipped == {"locked.md": "cannot be read (Permission denied)"}

@@ -275,3 +275,22 @@ def test_answers_are_deterministic(engine: Engine) -> None:
     first = [engine.answer(q) for q, _, _ in TARGETED]
     again = [engine.answer(q) for q, _, _ in TARGETED]
     assert first == again
+
+
+def test_comparison_signs_in_a_question_are_not_taken_for_markup() -> None:
+    assert clean_question("Was support <30% in Almaty and >50% elsewhere?") == (
+        "Was support <30% in Almaty and >50% elsewhere?"
+    )
+    assert clean_question("<i>Who</i> leads the party?") == "Who leads the party?"
+
+
+def test_word_vectors_stay_correct_when_the_cache_overflows(fake_embedder: FakeEmbedder) -> None:
+    from bot.answer import WordVectors
+
+    words = WordVectors(fake_embedder.embed, capacity=3)
+    first = words(["ban", "forbid", "land"])
+    again = words(["ban", "prohibit", "lease", "forbid", "ban"])
+    expected = fake_embedder.embed(["ban", "prohibit", "lease", "forbid", "ban"])
+    assert again.shape == expected.shape
+    assert (abs(again - expected) < 1e-6).all()
+    assert (abs(first[0] - again[0]) < 1e-6).all()

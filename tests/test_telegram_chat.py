@@ -358,6 +358,23 @@ async def test_votes_are_stored_with_question_answer_citations_and_time(engine: 
         assert server.errors == []
 
 
+async def test_a_second_vote_on_the_same_answer_is_not_counted(engine: Engine, tmp_path: Path) -> None:
+    with FakeTelegram() as server:
+        settings = bot_settings(server, tmp_path)
+        async with running_bot(settings, engine):
+            chat = server.private_chat(31)
+            [answer] = await send(server, chat, FIRST)
+            first = await press(server, chat, answer, button_data(answer, "👎"))
+            again = await press(server, chat, answer, button_data(answer, "👎"))
+        assert_answered_once(server, [first, again])
+        assert [a.text for a in server.callback_answers] == [
+            "Thanks for the feedback!",
+            "You already voted on this answer. Thanks!",
+        ]
+        assert [e["vote"] for e in read_feedback(settings.feedback_file)] == ["down"]
+        assert server.errors == []
+
+
 async def test_buttons_of_forgotten_answers_still_answer_the_query_politely(engine: Engine, tmp_path: Path) -> None:
     with FakeTelegram() as server:
         settings = bot_settings(server, tmp_path)
