@@ -243,7 +243,8 @@ def _embed_articles(
         )
         sentence_texts = [article.text[start:end] for start, end in spans]
         chunk_texts = [
-            f"{article.title}\n{article.text[spans[c.first_sentence][0] : spans[c.last_sentence][1]]}" for c in chunks
+            store.search_text(article.title, article.text[spans[c.first_sentence][0] : spans[c.last_sentence][1]])
+            for c in chunks
         ]
         clauses = [(number, clause) for number, text in enumerate(sentence_texts) for clause in split_clauses(text)]
         vectors = embedder.embed(chunk_texts + sentence_texts + [clause for _, clause in clauses])

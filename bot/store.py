@@ -68,6 +68,11 @@ class ChunkRow:
     last_sentence: int
 
 
+def search_text(title: str, chunk_text: str) -> str:
+    """What is embedded and lexically indexed for a chunk: the article title gives it context."""
+    return f"{title}\n{chunk_text}"
+
+
 @dataclass
 class IndexData:
     """Everything an index version holds, in memory; what build.py writes and the engine searches."""
@@ -90,8 +95,7 @@ class IndexData:
         return text[self.sentences[row.first_sentence].start : self.sentences[row.last_sentence].end]
 
     def chunk_search_text(self, chunk: int) -> str:
-        """What is embedded and lexically indexed for a chunk: the article title gives it context."""
-        return f"{self.documents[self.chunks[chunk].document].title}\n{self.chunk_text(chunk)}"
+        return search_text(self.documents[self.chunks[chunk].document].title, self.chunk_text(chunk))
 
 
 @dataclass
