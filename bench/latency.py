@@ -341,13 +341,13 @@ def load_average() -> str:
 
 
 def corpus_info(engine: Engine) -> str:
-    counts = engine.index.manifest.get("counts", {})
+    counts = engine.index.manifest.counts
     articles = counts.get("articles", counts.get("documents", len(engine.index.data.documents)))
     chunks = counts.get("chunks", len(engine.index.data.chunks))
     sentences = counts.get("sentences", len(engine.index.data.sentences))
     return (
         f"corpus:        {articles} articles, {chunks} chunks, {sentences} sentences "
-        f"(index {engine.version}, {engine.index.manifest.get('faiss_index', '?')})"
+        f"(index {engine.version}, {engine.index.manifest.faiss_index or '?'})"
     )
 
 

@@ -1,20 +1,16 @@
 """Choose the sentences that answer a question, or decide that the articles do not say.
 
 Answers are extractive: the bot quotes sentences of the articles verbatim and never writes facts of its own.
-A sentence is scored on four signals, each in [0, 1]:
-
-- meaning: cosine similarity of the question and the sentence (and, less, of the question and its chunk);
-- key terms: the share of the question's content words, weighted by rarity (IDF), that the sentence holds;
-- answer type: a "who" question wants a name, "when" a date, "how many" a count, "where" a place;
-- context: the same key-term share over the sentence and its neighbours, for quotes split across sentences.
-
-The thresholds were calibrated on the development questions and a held-out set (README, "Abstaining").
+Every sentence of the retrieved passages is a candidate; `SentenceScorer` measures it on the features named
+in `bot.scorer.FEATURES` (meaning, key terms in any spelling, the kind of answer asked for, its neighbours),
+and the fitted logistic model in `bot/scorer.json` turns them into the probability that it holds the answer.
+`choose` then decides: quote it (with what it needs to be understood), show it as the closest passage, or say
+that the articles do not cover the question.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -22,131 +18,111 @@ from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
+from bot import english
 from bot.embedding import Vectors
+from bot.english import AnswerType
+from bot.scorer import FEATURES, Matrix, ScorerParams
 from bot.search import Passage
 from bot.store import IndexData
-from bot.text import QUESTION_FRAME, STOPWORDS, content_words, stem, terms, words
 
-
-class AnswerType(Enum):
-    PERSON = "person or organisation"
-    DATE = "date or time"
-    COUNT = "number"
-    PLACE = "place"
-    OTHER = "anything"
-
-
-# Weights of the signals and the bar a best sentence must clear (see the module docstring and README).
-W_MEANING, W_CHUNK, W_TERMS, W_CONTEXT, W_TYPE = 0.45, 0.10, 0.30, 0.05, 0.10
-MIN_CONFIDENCE = 0.42
-MIN_MEANING = 0.30
-# A further sentence joins the answer only when it scores nearly as well as the best one.
-SECOND_SENTENCE_RATIO = 0.9
-MAX_SENTENCES = 2
-# How far down the ranking to look for a sentence that passes every check before abstaining.
-CANDIDATES_TO_CHECK = 3
-SAME_SENTENCE_COSINE = 0.97
-
-_MONTHS = (
-    "January|February|March|April|May|June|July|August|September|October|November|December"
-    "|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
-)
-_WEEKDAYS = "Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
-# Case-sensitive on purpose: "May" is a month, "may" is not.
-_DATE = re.compile(
-    rf"\b(?:(?:{_MONTHS})\.?(?:\s+\d{{1,2}})?|\d{{1,2}}\s+(?:{_MONTHS})|(?:{_WEEKDAYS})|(?:1[89]|20)\d\d"
-    r"|(?:[Ll]ast|[Nn]ext|[Tt]his)\s+(?:week|month|year)|[Yy]esterday|[Tt]oday|[Tt]omorrow|years?\s+ago)\b"
-)
-_NUMBER_WORDS = (
-    "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen"
-    "|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|hundreds"
-    "|thousand|thousands|million|millions|billion|billions|dozen|dozens|several|half|two-thirds|a third"
-)
-_COUNT = re.compile(rf"(?:\$\s?)?\b(?:\d[\d,.]*(?:m|bn|k)?|{_NUMBER_WORDS})\b(?:-\w+)?", re.IGNORECASE)
-_CAPITALIZED = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of|the|and|for)?\s*[A-Z][\w’'-]*)*")
-_PERSON_NOUNS = frozenset(
-    stem(w)
-    for w in """leader president minister journalist activist member chairman head founder spokesman spokeswoman
-    official officials authorities government party commission court police opposition movement council""".split()
-)
-# The words that ask for a kind of answer ("how long", "what share") say nothing about the subject.
-_WH_PHRASE = re.compile(
-    r"^\s*(?:how\s+\w+|(?:what|which)\s+(?:number|percentage|share|amount|proportion|year|date|day|month|time))\b",
-    re.IGNORECASE,
-)
-_FRAME_STEMS = frozenset(stem(word) for word in QUESTION_FRAME)
-# A question word the articles never use must have a close synonym in the answer ("forbid" ~ "ban").
-SYNONYM_COSINE = 0.58
-WORD_CACHE_SIZE = 100_000
-_PRONOUN_START = re.compile(r"^(?:he|she|they|it|this|these|those|his|her|their|its)\b", re.IGNORECASE)
-
-
-# "How long", "how old", "how far": a number with one of these units answers them.
-_MEASURE_UNITS = {
-    "long": "second minute hour day week month year decade century",
-    "old": "year old aged age",
-    "far": "metre meter kilometre kilometer km mile",
-    "tall": "metre meter cm foot feet",
-    "big": "square km hectare acre people member",
-    "often": "time times daily weekly monthly yearly annually",
-}
+# A fact question gets at most this many sentences (plus what they point back to); a further one must score
+# nearly as well as the best.
+MAX_FACT_SENTENCES = 2
+SECOND_SENTENCE_RATIO = 0.5
+# "Why", "how" and "tell me about" questions get a passage of up to this many characters.
+MAX_PASSAGE_CHARS = 600
+# Sentences this close in meaning say the same thing: quote only one.
+SAME_SENTENCE_COSINE = 0.95
+# A candidate from a newer article may replace the best one for "now"/"latest" questions when it scores
+# at least this share of the best.
+NEWER_ARTICLE_RATIO = 0.8
+# How far back to go for the sentence a pronoun points to.
+MAX_POINT_BACK = 2
+# A spelling of a question word that is only close (a typo), not the same sound, counts for this much.
+CLOSE_SPELLING_CREDIT = 0.8
+# Single words are embedded once and kept; past this many, the least recently used are dropped.
+WORD_CACHE_SIZE = 200_000
+_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
+_SPECIFIC_TYPES = (AnswerType.DATE, AnswerType.QUANTITY, AnswerType.PERSON, AnswerType.PLACE)
 
 
 @dataclass(frozen=True)
 class Question:
-    """A question as the selector sees it: its key terms and the kind of answer it wants.
+    """A question as the scorer sees it: its words, the kind of answer it wants, how long an answer it wants.
 
-    `context_terms` come from earlier exchanges (a follow-up's "he"); they count for half.
+    `context` holds what a follow-up points back to (its words count for half).
     """
 
     text: str
-    terms: frozenset[str]
-    context_terms: frozenset[str]
+    words: tuple[str, ...]
+    context_words: tuple[str, ...]
     answer_type: AnswerType
-    count_focus: frozenset[str]  # "seats" in "how many seats ...", units for "how long"
+    measured: frozenset[str]
+    explain: bool
+    latest: bool
 
     @classmethod
     def parse(cls, text: str, context: str = "") -> Question:
-        lowered = text.lower().strip()
-        focus: frozenset[str] = frozenset()
-        measure = re.match(r"^how (long|old|far|tall|big|often)\b", lowered)
-        if measure:
-            answer_type = AnswerType.COUNT
-            focus = frozenset(stem(unit) for unit in _MEASURE_UNITS[measure.group(1)].split())
-        elif re.match(r"^(?:what|which) (?:percentage|share|proportion|per ?cent)\b", lowered):
-            answer_type = AnswerType.COUNT
-            focus = frozenset({"percent"})
-        elif re.match(r"^(?:how (?:many|much)|what (?:number|amount))\b", lowered):
-            answer_type = AnswerType.COUNT
-            counted = re.match(r"^how many\s+([\w-]+)", lowered)
-            focus = frozenset({stem(counted.group(1))}) if counted else frozenset()
-        elif re.match(r"^(?:when|what (?:year|date|day|month|time)|since when)\b", lowered):
-            answer_type = AnswerType.DATE
-        elif re.match(r"^(?:where|in which (?:city|country|place|region)|which (?:city|country|region))\b", lowered):
-            answer_type = AnswerType.PLACE
-        elif re.match(r"^(?:who|whom|whose|which (?:person|people|group|party|organi[sz]ation))\b", lowered):
-            answer_type = AnswerType.PERSON
-        else:
-            answer_type = AnswerType.OTHER
-        own = frozenset(t for t in terms(text) if t not in _FRAME_STEMS)
-        return cls(text, own, frozenset(terms(context)) - own, answer_type, focus)
-
-    def is_definition(self) -> bool:
-        """ "Who is X?" / "What is X?": any sentence that describes X answers it."""
-        return bool(re.match(r"^(?:who|what)\s+(?:is|are|was|were)\s+(?:the\s+)?[A-Z]", self.text.strip()))
+        kind, measured = english.answer_type(text)
+        frame = english.QUESTION_FRAME | english.QUESTION_WORDS
+        if kind is AnswerType.QUANTITY:
+            # "long" in "how long", "many" in "how many": the words of the question's form are not its subject.
+            frame = frame | {"long", "old", "far", "tall", "high", "big", "large", "wide", "deep", "often"}
+        own = tuple(w for w in english.content_words(text) if w not in frame)
+        context_words = tuple(w for w in english.content_words(context) if w not in frame and w not in own)
+        return cls(
+            text=text,
+            words=own,
+            context_words=context_words,
+            answer_type=kind,
+            measured=measured,
+            explain=english.wants_explanation(text),
+            latest=english.asks_latest(text),
+        )
 
 
 @dataclass(frozen=True)
-class ScoredSentence:
-    sentence: int
-    score: float
-    meaning: float
-    term_share: float
-    type_ok: bool
+class Candidates:
+    """The candidate sentences of one question: ids, feature rows and fitted probabilities, best first."""
+
+    sentences: list[int]
+    features: Matrix
+    probabilities: list[float]
+
+    @property
+    def best(self) -> float:
+        return self.probabilities[0] if self.probabilities else 0.0
+
+    def rescored(self, params: ScorerParams) -> Candidates:
+        """The same candidates under other parameters (what fitting compares)."""
+        probabilities = params.probabilities(self.features)
+        order = sorted(range(len(self.sentences)), key=lambda i: (-probabilities[i], self.sentences[i]))
+        return Candidates(
+            [self.sentences[i] for i in order], self.features[order], [float(probabilities[i]) for i in order]
+        )
 
 
-WordEmbedder = Callable[[list[str]], Vectors]
+class Decision(Enum):
+    ANSWER = "answer"
+    CLOSEST = "closest"  # not confident: show the closest passage, and say the articles don't say exactly
+    NOT_COVERED = "not covered"  # nothing related
+
+
+@dataclass(frozen=True)
+class Choice:
+    decision: Decision
+    sentences: list[int]  # in the order to quote them; [] when not covered
+
+
+@dataclass(frozen=True)
+class _TermMatch:
+    """A question word, what it weighs, and the stems (with credit) that count as finding it."""
+
+    weight: float
+    stems: dict[str, float]
 
 
 class WordVectors:
@@ -155,7 +131,7 @@ class WordVectors:
     Shared by the worker threads that answer questions, and kept across index reloads: words recur.
     """
 
-    def __init__(self, embed: WordEmbedder, capacity: int = WORD_CACHE_SIZE) -> None:
+    def __init__(self, embed: Callable[[list[str]], Vectors], capacity: int = WORD_CACHE_SIZE) -> None:
         self._embed = embed
         self._capacity = capacity
         self._vectors: OrderedDict[str, Vectors] = OrderedDict()
@@ -178,24 +154,30 @@ class WordVectors:
         return np.stack([found[w] for w in words_to_embed])
 
 
-class SentenceSelector:
-    """Scores the sentences of retrieved passages against a question; holds per-index term statistics.
+class SentenceScorer:
+    """Measures candidate sentences against a question; holds one index's term statistics and vocabulary.
 
-    `word_vectors` compares single words by meaning, for question words the articles never use.
+    `word_vectors` compares single words by meaning ("spouse" and "wife"), for the `terms_soft` feature.
     """
 
-    def __init__(self, data: IndexData, word_vectors: WordVectors) -> None:
+    def __init__(self, data: IndexData, params: ScorerParams, word_vectors: WordVectors) -> None:
         self._data = data
+        self.params = params
         self._word_vectors = word_vectors
-        self._sentence_terms = [frozenset(terms(data.sentence_text(i))) for i in range(len(data.sentences))]
+        self._sentence_terms = [frozenset(english.terms(data.sentence_text(i))) for i in range(len(data.sentences))]
         document_frequency: dict[str, int] = {}
-        for sentence_terms in self._sentence_terms:
+        by_key: dict[str, set[str]] = {}
+        for i, sentence_terms in enumerate(self._sentence_terms):
             for term in sentence_terms:
                 document_frequency[term] = document_frequency.get(term, 0) + 1
+            for word in english.content_words(data.sentence_text(i)):
+                by_key.setdefault(english.spelling_key(word), set()).add(english.stem(word))
         total = max(1, len(self._sentence_terms))
         self._idf = {term: math.log(1 + total / df) for term, df in document_frequency.items()}
         # A word the articles never use is as telling as the rarest word they do.
         self._unseen_idf = math.log(1 + total)
+        self._stems_by_key = by_key
+        self._keys = list(by_key)
         self._clauses: dict[int, list[int]] = {}
         for clause, sentence in enumerate(data.clause_sentences):
             self._clauses.setdefault(sentence, []).append(clause)
@@ -203,40 +185,124 @@ class SentenceSelector:
     def idf(self, term: str) -> float:
         return self._idf.get(term, self._unseen_idf)
 
-    def candidates(self, passages: Sequence[Passage]) -> dict[int, float]:
-        """Sentence ids of the passages, each with its best chunk cosine."""
-        best: dict[int, float] = {}
-        for passage in passages:
+    def match_word(self, word: str) -> dict[str, float]:
+        """The stems of the articles that count as this word, with their credit: itself, its other
+        spellings (same sound: full credit), and, for a word the articles never use, close misspellings."""
+        own = english.stem(word)
+        found = {own: 1.0} if own in self._idf else {}
+        key = english.spelling_key(word)
+        for variant in self._stems_by_key.get(key, ()):
+            found.setdefault(variant, 1.0)
+        tolerance = english.spelling_tolerance(key)
+        if not found and tolerance:
+            for near, _, _ in process.extract(key, self._keys, scorer=OSA.distance, score_cutoff=tolerance, limit=8):
+                # Misspellings keep their first letter far more often than not; this avoids "rive" → "drive".
+                if near[:1] == key[:1]:
+                    for variant in self._stems_by_key[near]:
+                        found.setdefault(variant, CLOSE_SPELLING_CREDIT)
+        return found
+
+    def _question_terms(self, question: Question) -> list[_TermMatch]:
+        matches = []
+        for words, share in ((question.words, 1.0), (question.context_words, 0.5)):
+            for word in words:
+                stems = self.match_word(word)
+                weight = max((self.idf(s) for s in stems), default=self._unseen_idf)
+                matches.append(_TermMatch(share * weight, stems))
+        return matches
+
+    def candidates(self, question: Question, query_vector: Vectors, passages: Sequence[Passage]) -> Candidates:
+        """Every sentence of the retrieved passages, scored, best first."""
+        chunk_cosine: dict[int, float] = {}
+        chunk_rank: dict[int, int] = {}
+        for rank, passage in enumerate(passages):
             chunk = self._data.chunks[passage.chunk]
             for sentence in range(chunk.first_sentence, chunk.last_sentence + 1):
-                best[sentence] = max(best.get(sentence, -1.0), passage.cosine)
-        return best
+                chunk_cosine[sentence] = max(chunk_cosine.get(sentence, -1.0), passage.cosine)
+                chunk_rank.setdefault(sentence, rank)
+        if not chunk_cosine:
+            return Candidates([], np.zeros((0, len(FEATURES))), [])
+        ids = sorted(chunk_cosine)
+        query = query_vector.reshape(-1)
+        meanings = self._meanings(ids, query)
+        question_terms = self._question_terms(question)
+        total = sum(t.weight for t in question_terms) or 1.0
+        unmatched = sum(t.weight for t in question_terms if not t.stems) / total
+        asked_stems = frozenset(s for t in question_terms for s in t.stems) | {
+            english.stem(w) for w in question.words + question.context_words
+        }
+        vectors = self._data.sentence_vectors
+        soft = self._soft_matches(question, ids)
+        rows = np.zeros((len(ids), len(FEATURES)))
+        column = _FEATURE_INDEX
+        for row, (sentence, meaning) in enumerate(zip(ids, meanings, strict=True)):
+            neighbours = self._neighbours(sentence)
+            text = self._data.sentence_text(sentence)
+            own_terms = self._sentence_terms[sentence]
+            near_terms = own_terms.union(*(self._sentence_terms[n] for n in neighbours))
+            values = rows[row]
+            values[column["cos_sentence"]] = meaning
+            values[column["cos_chunk"]] = chunk_cosine[sentence]
+            values[column["cos_neighbour"]] = max((float(vectors[n] @ query) for n in neighbours), default=0.0)
+            values[column["retrieval_rank"]] = 1.0 / (1 + chunk_rank[sentence])
+            values[column["terms"]] = _share(question_terms, own_terms, total)
+            values[column["terms_neighbours"]] = _share(question_terms, near_terms, total)
+            values[column["terms_soft"]] = soft[row]
+            values[column["unmatched"]] = unmatched
+            if question.answer_type in _SPECIFIC_TYPES:
+                values[column["type_asked"]] = 1.0
+                if self._holds_type(question, text, asked_stems):
+                    values[column["type_found"]] = 1.0
+                elif any(self._holds_type(question, self._data.sentence_text(n), asked_stems) for n in neighbours):
+                    values[column["type_near"]] = 1.0
+            if question.answer_type is AnswerType.QUANTITY and question.measured:
+                values[column["measure_found"]] = float(english.mentions_quantity(text, question.measured)[1])
+            if question.answer_type is AnswerType.REASON:
+                values[column["reason_found"]] = float(english.mentions_reason(text))
+            values[column["new_words"]] = math.log1p(len(own_terms - asked_stems)) / math.log(32)
+            values[column["points_back"]] = float(english.points_back(text))
+        rows[:, column["cos_gap"]] = rows[:, column["cos_sentence"]] - rows[:, column["cos_sentence"]].max()
+        rows[:, column["terms_gap"]] = rows[:, column["terms"]] - rows[:, column["terms"]].max()
+        probabilities = self.params.probabilities(rows)
+        order = sorted(range(len(ids)), key=lambda i: (-probabilities[i], ids[i]))
+        return Candidates(
+            sentences=[ids[i] for i in order],
+            features=rows[order],
+            probabilities=[float(probabilities[i]) for i in order],
+        )
 
-    def score(self, question: Question, query_vector: Vectors, passages: Sequence[Passage]) -> list[ScoredSentence]:
-        """All candidate sentences, best first."""
-        chunk_cosines = self.candidates(passages)
-        if not chunk_cosines:
-            return []
-        ids = sorted(chunk_cosines)
-        meanings = self._meanings(ids, query_vector.reshape(-1))
-        weights = {t: self.idf(t) for t in question.terms}
-        weights |= {t: 0.5 * self.idf(t) for t in question.context_terms}
-        total = sum(weights.values()) or 1.0
-        scored = []
-        for sentence, meaning in zip(ids, meanings, strict=True):
-            share = sum(weights[t] for t in weights.keys() & self._sentence_terms[sentence]) / total
-            context = sum(weights[t] for t in weights.keys() & self._context_terms(sentence)) / total
-            type_ok = self._type_ok(question, sentence)
-            score = (
-                W_MEANING * float(meaning)
-                + W_CHUNK * chunk_cosines[sentence]
-                + W_TERMS * share
-                + W_CONTEXT * context
-                + W_TYPE * (1.0 if type_ok else 0.0)
-            )
-            scored.append(ScoredSentence(sentence, score, float(meaning), share, type_ok))
-        scored.sort(key=lambda s: (-s.score, s.sentence))
-        return scored
+    def _soft_matches(self, question: Question, ids: list[int]) -> list[float]:
+        """Per sentence, the IDF-weighted mean over the question's words of the closest word in meaning that
+        the sentence holds (1 for the word itself): "spouse" finds "wife", "pledges" finds "promises"."""
+        asked = list(question.words)
+        if not asked:
+            return [0.0] * len(ids)
+        sentence_words = [english.content_words(self._data.sentence_text(s)) for s in ids]
+        vocabulary = list(dict.fromkeys(w for found in sentence_words for w in found))
+        if not vocabulary:
+            return [0.0] * len(ids)
+        vectors = self._word_vectors(asked + vocabulary)
+        similarity = vectors[: len(asked)] @ vectors[len(asked) :].T
+        column = {w: i for i, w in enumerate(vocabulary)}
+        weights = np.array([self.idf(english.stem(w)) for w in asked])
+        result = []
+        for found in sentence_words:
+            if not found:
+                result.append(0.0)
+                continue
+            best = similarity[:, [column[w] for w in found]].max(axis=1)
+            result.append(float(np.clip(best, 0.0, 1.0) @ weights / weights.sum()))
+        return result
+
+    def _holds_type(self, question: Question, text: str, asked: frozenset[str]) -> bool:
+        kind = question.answer_type
+        if kind is AnswerType.DATE:
+            return english.mentions_date(text)
+        if kind is AnswerType.QUANTITY:
+            return english.mentions_quantity(text, question.measured)[0]
+        if english.is_definition(question.text) or english.mentions_new_name(text, asked):
+            return True
+        return kind is AnswerType.PERSON and english.mentions_person_noun(text, asked)
 
     def _meanings(self, ids: list[int], query: Vectors) -> Vectors:
         meanings: Vectors = self._data.sentence_vectors[ids] @ query
@@ -250,88 +316,91 @@ class SentenceSelector:
             meanings = np.maximum(meanings, np.array([best_clause[s] for s in ids], dtype=np.float32))
         return meanings
 
-    def choose(self, question: Question, scored: list[ScoredSentence]) -> list[int]:
-        """The sentences to quote, best first (preceded by the sentence before it when it opens with a
-        pronoun), or [] when the articles do not answer."""
-        rank = next((i for i, s in enumerate(scored[:CANDIDATES_TO_CHECK]) if self._answers(question, s)), None)
-        if rank is None:
-            return []
-        best = scored[rank]
-        chosen = [best.sentence]
-        for other in scored[rank + 1 :]:
-            if len(chosen) == MAX_SENTENCES or other.score < SECOND_SENTENCE_RATIO * best.score:
+    # --- Choosing ---------------------------------------------------------------------------------------------
+
+    def choose(self, question: Question, candidates: Candidates, params: ScorerParams | None = None) -> Choice:
+        """What to quote for the question, and whether it answers it (under `params`, by default this
+        scorer's own)."""
+        params = params or self.params
+        if not candidates.sentences or candidates.best < params.related_threshold:
+            return Choice(Decision.NOT_COVERED, [])
+        best = self._preferred(question, candidates)
+        if candidates.probabilities[best] < params.answer_threshold:
+            return Choice(Decision.CLOSEST, self._with_antecedents(candidates.sentences[best]))
+        lead = candidates.sentences[best]
+        if question.explain:
+            return Choice(Decision.ANSWER, self._passage(lead))
+        chosen = [lead]
+        floor = max(params.answer_threshold, SECOND_SENTENCE_RATIO * candidates.probabilities[best])
+        for sentence, probability in zip(candidates.sentences, candidates.probabilities, strict=True):
+            if len(chosen) == MAX_FACT_SENTENCES or probability < floor:
                 break
-            if self._repeats(other, chosen) or not self._answers(question, other):
-                continue
-            # A further sentence must match the question's words or its meaning better than the best one does.
-            better_somehow = other.term_share >= best.term_share or other.meaning >= best.meaning
-            if (question.answer_type is AnswerType.OTHER or other.type_ok) and better_somehow:
-                chosen.append(other.sentence)
-        # A sentence that opens with a pronoun ("He", "They", "Its") needs the one before it to be understood.
-        if _PRONOUN_START.match(self._data.sentence_text(best.sentence)) and self._same_document(
-            best.sentence - 1, best.sentence
+            if sentence not in chosen and not self._repeats(sentence, chosen):
+                chosen.append(sentence)
+        quoted: list[int] = []
+        for sentence in chosen:
+            quoted.extend(s for s in self._with_antecedents(sentence) if s not in quoted)
+        return Choice(Decision.ANSWER, quoted)
+
+    def _preferred(self, question: Question, candidates: Candidates) -> int:
+        """The best candidate; for a question about "now" or "latest", the newest article's good candidate."""
+        if not question.latest:
+            return 0
+        bar = NEWER_ARTICLE_RATIO * candidates.best
+        good = [i for i, p in enumerate(candidates.probabilities) if p >= bar]
+        documents = self._data.documents
+        return max(
+            good,
+            key=lambda i: (documents[self._data.sentences[candidates.sentences[i]].document].published or "", -i),
+        )
+
+    def _with_antecedents(self, sentence: int) -> list[int]:
+        """The sentence, preceded by those it points back to ("It was commissioned by ..."), in order."""
+        quoted = [sentence]
+        while (
+            len(quoted) <= MAX_POINT_BACK
+            and english.points_back(self._data.sentence_text(quoted[0]))
+            and self._same_document(quoted[0] - 1, quoted[0])
         ):
-            chosen.insert(0, best.sentence - 1)
-        return list(dict.fromkeys(chosen))
+            quoted.insert(0, quoted[0] - 1)
+        return quoted
 
-    def _answers(self, question: Question, candidate: ScoredSentence) -> bool:
-        """Whether a sentence is good enough to quote as the answer."""
-        if candidate.score < MIN_CONFIDENCE or candidate.meaning < MIN_MEANING:
-            return False
-        if question.answer_type is not AnswerType.OTHER and not candidate.type_ok:
-            return False
-        asked = content_words(_WH_PHRASE.sub("", question.text))
-        unseen = [w for w in asked if stem(w) not in self._idf and stem(w) not in _FRAME_STEMS]
-        return not unseen or self._has_synonyms(unseen, candidate.sentence)
+    def _passage(self, lead: int) -> list[int]:
+        """The lead sentence with what it points back to, then the rest of its paragraph, within the limit."""
+        quoted = self._with_antecedents(lead)
+        length = sum(len(self._data.sentence_text(s)) + 1 for s in quoted)
+        following = quoted[-1] + 1
+        while self._same_paragraph(following - 1, following):
+            length += len(self._data.sentence_text(following)) + 1
+            if length > MAX_PASSAGE_CHARS:
+                break
+            quoted.append(following)
+            following += 1
+        return quoted
 
-    def _has_synonyms(self, question_words: list[str], sentence: int) -> bool:
-        """Every question word has a word of close meaning in the sentence or its neighbours."""
-        neighbours = [s for s in (sentence - 1, sentence, sentence + 1) if self._same_document(s, sentence)]
-        candidates = content_words(" ".join(self._data.sentence_text(s) for s in neighbours))
-        if not candidates:
-            return False
-        vectors = self._word_vectors(question_words + candidates)
-        similarity = vectors[: len(question_words)] @ vectors[len(question_words) :].T
-        return bool((similarity.max(axis=1) >= SYNONYM_COSINE).all())
-
-    def _repeats(self, candidate: ScoredSentence, chosen: list[int]) -> bool:
+    def _repeats(self, candidate: int, chosen: list[int]) -> bool:
         vectors = self._data.sentence_vectors
-        return any(float(vectors[candidate.sentence] @ vectors[c]) >= SAME_SENTENCE_COSINE for c in chosen)
+        return any(float(vectors[candidate] @ vectors[c]) >= SAME_SENTENCE_COSINE for c in chosen)
+
+    def _neighbours(self, sentence: int) -> list[int]:
+        return [s for s in (sentence - 1, sentence + 1) if self._same_document(s, sentence)]
 
     def _same_document(self, a: int, b: int) -> bool:
         rows = self._data.sentences
         return 0 <= a < len(rows) and 0 <= b < len(rows) and rows[a].document == rows[b].document
 
-    def _context_terms(self, sentence: int) -> frozenset[str]:
-        neighbours = [s for s in (sentence - 1, sentence + 1) if self._same_document(s, sentence)]
-        return self._sentence_terms[sentence].union(*(self._sentence_terms[s] for s in neighbours))
-
-    def _type_ok(self, question: Question, sentence: int) -> bool:
-        text = self._data.sentence_text(sentence)
-        kind = question.answer_type
-        if kind is AnswerType.DATE:
-            return bool(_DATE.search(text))
-        if kind is AnswerType.COUNT:
-            return _has_count(question, text)
-        if kind in (AnswerType.PERSON, AnswerType.PLACE):
-            if question.is_definition():
-                return True
-            asked = {stem(w) for w in words(question.text)}
-            for match in _CAPITALIZED.finditer(text):
-                if match.start() == 0 and " " not in match.group():
-                    continue  # A capital that only opens the sentence names nothing.
-                if any(stem(w) not in asked for w in words(match.group()) if w not in STOPWORDS):
-                    return True
-            return kind is AnswerType.PERSON and bool(_PERSON_NOUNS & (self._sentence_terms[sentence] - question.terms))
-        return True
+    def _same_paragraph(self, a: int, b: int) -> bool:
+        if not self._same_document(a, b):
+            return False
+        rows = self._data.sentences
+        text = self._data.documents[rows[a].document].text
+        return "\n" not in text[rows[a].end : rows[b].start]
 
 
-def _has_count(question: Question, text: str) -> bool:
-    """A number that is not part of a date, with the thing counted ("seven seats", "107-seat") when named."""
-    undated = _DATE.sub(" ", text) if not question.count_focus & {"year", "day", "month", "week"} else text
-    undated = re.sub(r"(?<=\d)\s*(?:%|per cent\b)", " percent", undated)
-    counts = list(_COUNT.finditer(undated))
-    if not question.count_focus:
-        return bool(counts)
-    # The number itself, then up to three words after it.
-    return any(question.count_focus & set(terms(undated[m.start() : m.end() + 40])[:4]) for m in counts)
+def _share(question_terms: list[_TermMatch], sentence_terms: frozenset[str], total: float) -> float:
+    """The weight of the question's terms a sentence holds (in any counted spelling), over their total."""
+    found = 0.0
+    for term in question_terms:
+        credit = max((c for s, c in term.stems.items() if s in sentence_terms), default=0.0)
+        found += term.weight * credit
+    return found / total

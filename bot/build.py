@@ -8,7 +8,6 @@ version serving. Builds are serialized by a lock file.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import fcntl
 import os
@@ -25,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from bot import store
-from bot.chunking import CHUNKER_VERSION, ChunkingSettings, chunk_sentences, split_clauses, split_sentences
-from bot.cleaning import CLEANER_VERSION
+from bot.chunking import ChunkingSettings, chunk_sentences, split_clauses, split_sentences
 from bot.corpus import Article, CorpusFile, fingerprint, load_article, scan
 from bot.embedding import Embedder, Vectors
+from bot.english import terms
 from bot.errors import ArticleError, BuildError, IndexStoreError
-from bot.text import terms
+from bot.manifest import chunking_manifest
 
 _BUILD_PREFIX = ".build-"
 
@@ -100,11 +99,11 @@ def build_index(
         report = BuildReport()
         files = scan(corpus_dir)
         previous, report.full_reason = _reusable_previous(index_dir, embedder, chunking, full)
-        if previous is not None and previous.manifest.get("corpus_fingerprint") == fingerprint(files):
+        if previous is not None and previous.manifest.corpus_fingerprint == fingerprint(files):
             report.version = previous.version
             report.up_to_date = True
-            report.unchanged = sorted(previous.manifest["documents"])
-            report.skipped = {name: entry["reason"] for name, entry in previous.manifest.get("skipped", {}).items()}
+            report.unchanged = sorted(previous.manifest.documents)
+            report.skipped = {name: entry["reason"] for name, entry in previous.manifest.skipped.items()}
             _count(report, previous.data)
             report.seconds = time.perf_counter() - started
             return report
@@ -168,7 +167,7 @@ def _reusable_previous(
         previous = store.open_index(index_dir, embedder)
     except IndexStoreError as exc:
         return None, None if store.current_version(index_dir) is None else f"the previous index is unusable: {exc}"
-    if previous.manifest.get("chunking") != chunking_manifest(chunking):
+    if previous.manifest.chunking != chunking_manifest(chunking):
         return None, "chunking or cleaning settings changed"
     return previous, None
 
@@ -295,10 +294,6 @@ def _assemble(parts: list[_ArticleParts], dimension: int) -> store.IndexData:
         clause_sentences=clause_sentences,
         clause_vectors=stack([part.clause_vectors for part in parts]),
     )
-
-
-def chunking_manifest(chunking: ChunkingSettings) -> dict[str, Any]:
-    return {**dataclasses.asdict(chunking), "cleaner_version": CLEANER_VERSION, "chunker_version": CHUNKER_VERSION}
 
 
 def _manifest(

@@ -9,13 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Words that end with a full stop without ending a sentence.
-_ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof st jr sr gen col lt sgt capt gov sen rep pres rev hon messrs mt ft vs etc al
-    inc ltd co corp bros dept univ est approx vol fig jan feb mar apr jun jul aug sep sept oct nov dec
-    u.s u.k u.n e.u e.g i.e a.m p.m""".split()
-)
-_NUMBER_ABBREVIATIONS = frozenset({"no", "nos"})
+from bot.english import ABBREVIATIONS, NUMBER_ABBREVIATIONS
+
 # A candidate boundary: terminal punctuation, closing quotes or brackets, then white space.
 _BOUNDARY = re.compile(r"""[.!?…]+["'”’»)\]]*\s+""")
 _NEXT_STARTS_SENTENCE = re.compile(r"""["'“‘«(\[]*[A-Z0-9]""")
@@ -32,7 +27,7 @@ CLAUSE_MIN_WORDS = 4
 
 
 # Bump when splitting or chunking changes: the manifest records it, so every article is cut again.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -83,10 +78,10 @@ def _is_sentence_end(text: str, start: int, punctuation: int, next_start: int) -
         return True
     word = _WORD_BEFORE.search(text, start, punctuation + 1)
     token = word.group(1).lower().rstrip(".") if word else ""
-    if token in _NUMBER_ABBREVIATIONS:  # "No. 5" abbreviates; "The answer was no." ends a sentence.
+    if token in NUMBER_ABBREVIATIONS:  # "No. 5" abbreviates; "The answer was no." ends a sentence.
         return not text[next_start].isdigit()
     is_initial = len(token) == 1 and token.isalpha()
-    return token not in _ABBREVIATIONS and not is_initial
+    return token not in ABBREVIATIONS and not is_initial
 
 
 def _limit_length(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -12,8 +12,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from bot.english import function_word_share
+
 # Bump when the rules change: the manifest records it, so a changed cleaner re-reads every article.
-CLEANER_VERSION = 2
+CLEANER_VERSION = 3
 
 _UI_LABEL = re.compile(
     r"""^(?:
@@ -57,6 +59,11 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), Non
 
 # Lines this long are prose even without a full stop (a list item, a caption-less paragraph).
 _PROSE_MIN_WORDS = 12
+# A long capitalized line with at least this share of function words ("of", "the", "was") reads as prose.
+_PROSE_FUNCTION_SHARE = 0.3
+# Furniture in the last part of a page (past this share of its lines), after the article's paragraphs, starts
+# the page's footer: share bars, related links, the publisher's notes about itself.
+_FOOTER_START = 0.6
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,10 @@ def _is_headline_like(line: str) -> bool:
         return False
     words = line.split()
     capitalized = sum(1 for word in words if word[:1].isupper())
-    title_case = len(words) >= 3 and capitalized / len(words) >= 0.6
+    # Headlines are capitalized word by word and drop most function words; prose keeps them.
+    title_case = (
+        len(words) >= 3 and capitalized / len(words) >= 0.6 and function_word_share(line) < _PROSE_FUNCTION_SHARE
+    )
     return len(words) < _PROSE_MIN_WORDS or title_case
 
 
@@ -110,7 +120,10 @@ def clean_text(raw: str, *, first_line_is_title: bool = False) -> CleanedText:
         short = len(line.split()) <= _PROSE_MIN_WORDS and _is_headline_like(line)
         if paragraphs and short and _END_OF_ARTICLE.match(line):
             break
-        if i in repeated or (short and _UI_LABEL.match(line)) or _MEDIA_TIMES.match(line):
+        furniture = (short and _UI_LABEL.match(line)) or _MEDIA_TIMES.match(line)
+        if furniture and paragraphs and i >= _FOOTER_START * len(lines):
+            break
+        if i in repeated or furniture:
             continue
         if _UI_PHRASE.search(line):
             # Keep the paragraph's real sentences; drop only the ones that are instructions to click.

@@ -113,34 +113,81 @@ def console(as_json: bool) -> None:
 
 @cli.command(name="eval")
 @click.argument("question_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--split", type=click.Choice(["fit", "check"]), default=None, help="Only the questions of this half.")
 @click.option("--min-right", type=int, default=None, help="Exit with status 1 when fewer questions are right.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Draw the precision-coverage curve of the abstention score into this PNG file.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Show every question that went wrong.")
 @user_errors
-def evaluate(question_file: Path, min_right: int | None, verbose: bool) -> None:
-    """Score the answers to a question file (answered right, right source, abstained right).
+def evaluate(question_file: Path, split: str | None, min_right: int | None, plot: Path | None, verbose: bool) -> None:
+    """Score the answers to a question file, per kind: right, answered right, right source, abstained right,
+    false abstentions and wrong answers.
 
-    Given the Telegram bot's feedback file (FEEDBACK_FILE), report the votes and ask every 👎 question again.
+    QUESTION_FILE is our JSON Lines (tests/data/news_qa.jsonl) or a SQuAD 2.0 JSON file; for SQuAD, a
+    temporary index of its articles is built. Given the Telegram bot's feedback file (FEEDBACK_FILE), report
+    the votes and ask every 👎 question again.
     """
     settings = _settings()
     _setup_logging(settings)
+    import tempfile
+
     from bot.evaluate import evaluate as run_eval
-    from bot.evaluate import feedback_report, load_questions
+    from bot.evaluate import feedback_report, is_squad, load_questions, load_squad, plot_curve, write_corpus
     from bot.feedback import read_feedback
     from bot.service import load_embedder, open_engine
 
-    votes = read_feedback(question_file)
-    questions = [] if votes else load_questions(question_file)
-    engine = open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
-    if votes:
-        click.echo(feedback_report(engine, votes))
-        return
-    result = run_eval(engine, questions, settings.history_turns)
+    embedder = load_embedder(settings)
+    with tempfile.TemporaryDirectory(prefix="kazbot-eval-") as tmp:
+        if is_squad(question_file):
+            articles, questions = load_squad(question_file)
+            write_corpus(articles, Path(tmp) / "corpus")
+            temporary = settings.model_copy(
+                update={"corpus_dir": Path(tmp) / "corpus", "index_dir": Path(tmp) / "index"}
+            )
+            engine = open_engine(temporary, embedder, on_rebuild=lambda reason, report: None)
+        else:
+            votes = read_feedback(question_file)
+            engine = open_engine(settings, embedder, on_rebuild=_report_rebuild)
+            if votes:
+                click.echo(feedback_report(engine, votes))
+                return
+            questions = load_questions(question_file)
+        if split:
+            questions = [q for q in questions if q.get("split") == split]
+        result = run_eval(engine, questions, settings.history_turns)
     click.echo(result.table())
+    if plot is not None:
+        threshold = engine.live.current()[1].params.answer_threshold
+        plot_curve(result.judged, threshold, plot, f"{question_file.name}{f' ({split})' if split else ''}")
+        click.echo(f"precision-coverage curve written to {plot}")
     if verbose or (min_right is not None and result.right < min_right):
         for failure in result.failures:
             click.echo(f"  wrong: {failure}")
     if min_right is not None and result.right < min_right:
         raise click.ClickException(f"{result.right} right, fewer than the required {min_right}")
+
+
+@cli.command()
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("tests/data"),
+    show_default=True,
+    help="Folder with squad2/, news/ and the news question files.",
+)
+@user_errors
+def fit(data: Path) -> None:
+    """Fit the answer scorer on the fitting data, check it on the checking data, write bot/scorer.json."""
+    settings = _settings()
+    _setup_logging(settings)
+    from bot.fit import run_fit
+    from bot.service import load_embedder
+
+    click.echo(run_fit(load_embedder(settings), data, settings.chunking))
 
 
 @cli.command()

@@ -19,7 +19,7 @@ from bot.engine import Answer, Engine, SourceInfo
 from bot.formatting import human_date, source_line
 
 HELP = """Ask anything about the articles; answers quote them, with sources.
-Follow-up questions ("How long was he detained?") use the conversation so far.
+Follow-up questions ("When did she say that?") use the conversation so far.
 
   /new      forget the conversation and start afresh
   /sources  list the articles with their dates and links
@@ -109,7 +109,9 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     return {
         "question": answer.question,
         "answer": answer.text,
+        "outcome": answer.outcome.value,
         "abstained": answer.abstained,
+        "confidence": None if answer.confidence is None else round(answer.confidence, 4),
         "citations": [
             {
                 "n": c.n,

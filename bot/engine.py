@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import logging
 import re
-import threading
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from bot.answer import Question, SentenceSelector, WordVectors
+from bot import english
+from bot.answer import Candidates, Choice, Decision, Question, SentenceScorer, WordVectors
 from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder
-from bot.errors import IndexStoreError
+from bot.live_index import LiveIndex
+from bot.scorer import ScorerParams
 from bot.search import search
-from bot.store import Document, LoadedIndex, current_version, open_index
-from bot.text import terms
-
-log = logging.getLogger(__name__)
+from bot.store import Document, LoadedIndex, open_index
 
 # Chunks retrieved per question: their sentences are the candidates for the answer.
-PASSAGES = 6
+PASSAGES = 8
 # HTML tags (a "<" followed by a letter or "/": "<30%" is not a tag) and Markdown emphasis or code marks.
 _MARKUP = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|```|\*\*|__|~~|`")
 
 
 class Outcome(Enum):
     ANSWERED = "answered"
-    ABSTAINED = "abstained"  # the articles do not hold the answer
+    ABSTAINED = "abstained"  # the articles do not hold the answer (the closest passage may be shown)
     REJECTED = "rejected"  # the message was not a question we can work with
+    CHAT = "chat"  # a greeting, thanks or "what can you do?": answered kindly, nothing searched
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,12 @@ class Answer:
     text: str
     citations: tuple[Citation, ...] = ()
     quotes: tuple[tuple[str, int], ...] = field(default=())  # (sentence, citation n), in answer order
+    confidence: float | None = None  # the scorer's probability that the best sentence answers the question
 
     @property
     def abstained(self) -> bool:
-        return self.outcome is not Outcome.ANSWERED
+        """No answer from the articles: they do not hold it, or the message was not a question for them."""
+        return self.outcome in (Outcome.ABSTAINED, Outcome.REJECTED)
 
 
 @dataclass(frozen=True)
@@ -71,85 +72,100 @@ class SourceInfo:
     source: str
 
 
-def abstention_text() -> str:
-    return "The articles don't say. I found nothing in them that answers this question."
+NOT_COVERED_TEXT = "The articles don't cover this: I found nothing in them about it."
+CLOSEST_PREFIX = "The articles don't say exactly; the closest passage:"
+# An overview quotes the lead sentence of at most this many articles, the newest first.
+OVERVIEW_ARTICLES = 5
 
 
 class Engine:
-    """Answers questions from one loaded index; swaps to a newer index when a build publishes one."""
+    """Answers questions from the index in service (see `LiveIndex` for how a rebuilt one is swapped in)."""
 
     def __init__(
-        self, index_dir: Path, embedder: Embedder, index: LoadedIndex, *, max_question_chars: int = 500
+        self,
+        index_dir: Path,
+        embedder: Embedder,
+        index: LoadedIndex,
+        *,
+        max_question_chars: int = 500,
+        params: ScorerParams | None = None,
     ) -> None:
-        self.index_dir = index_dir
         self.embedder = embedder
         self.max_question_chars = max_question_chars
-        self._lock = threading.Lock()
-        self._refused: str | None = None
-        self._word_vectors = WordVectors(embedder.embed)
-        self._install(index)
+        scorer_params = params or ScorerParams.load()
+        word_vectors = WordVectors(embedder.embed)
+        self.live = LiveIndex(
+            index_dir, embedder, index, lambda loaded: SentenceScorer(loaded.data, scorer_params, word_vectors)
+        )
 
     @classmethod
-    def open(cls, index_dir: Path, embedder: Embedder, *, max_question_chars: int = 500) -> Engine:
-        return cls(index_dir, embedder, open_index(index_dir, embedder), max_question_chars=max_question_chars)
+    def open(
+        cls, index_dir: Path, embedder: Embedder, *, max_question_chars: int = 500, params: ScorerParams | None = None
+    ) -> Engine:
+        index = open_index(index_dir, embedder)
+        return cls(index_dir, embedder, index, max_question_chars=max_question_chars, params=params)
 
-    def _install(self, index: LoadedIndex) -> None:
-        selector = SentenceSelector(index.data, self._word_vectors)
-        with self._lock:
-            self.index, self._selector = index, selector
+    @property
+    def index(self) -> LoadedIndex:
+        return self.live.current()[0]
 
     @property
     def version(self) -> str:
         return self.index.version
 
     def update_available(self) -> bool:
-        """Whether a build has published a version this engine has neither loaded nor refused (cheap)."""
-        version = current_version(self.index_dir)
-        return version is not None and version not in (self.index.version, self._refused)
+        return self.live.update_available()
 
     def reload_if_changed(self) -> bool:
-        """Load the index `CURRENT` now names, if it is another one; the old one serves until then.
-
-        Raises an `IndexStoreError` when the new version cannot be used; the old one stays in service.
-        """
-        version = current_version(self.index_dir)
-        if version is None or version in (self.index.version, self._refused):
-            return False
-        try:
-            index = open_index(self.index_dir, self.embedder, version)
-        except IndexStoreError:
-            self._refused = version  # Checked once: the next build will publish another version.
-            raise
-        self._install(index)
-        log.info("Now serving index %s", version)
-        return True
+        return self.live.reload_if_changed()
 
     def sources(self) -> list[SourceInfo]:
         """The articles, newest first."""
-        documents = sorted(self.index.data.documents, key=lambda d: (d.published or "", d.title), reverse=True)
-        return [SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id) for d in documents]
+        return [SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id) for d in _newest_first(self.index)]
 
     def answer(self, question: str, conversation: Conversation | None = None) -> Answer:
-        """Answer one question (blocking: embedding and search run here; call it off the event loop)."""
+        """Answer one message (blocking: embedding and search run here; call it off the event loop)."""
         cleaned = clean_question(question)
         problem = self._problem_with(question, cleaned)
         if problem:
             return Answer(question=question, outcome=Outcome.REJECTED, text=problem)
-        with self._lock:
-            index, selector = self.index, self._selector
+        index, scorer = self.live.current()
+        talk = english.small_talk(cleaned)
+        if talk is not None:
+            return Answer(question=question, outcome=Outcome.CHAT, text=_small_talk_reply(talk, index))
+        if english.asks_overview(cleaned):
+            return _overview(question, index)
         referents = conversation.referents(cleaned) if conversation else []
-        context = " ".join(referents)
-        parsed = Question.parse(cleaned, context)
-        vector = self.embedder.embed([rewrite(cleaned, referents)])[0]
-        passages = search(index, vector, terms(f"{cleaned} {context}"), k=PASSAGES)
-        chosen = selector.choose(parsed, selector.score(parsed, vector, passages))
-        result = self._compose(question, chosen, index) if chosen else None
-        if result is None:
-            result = Answer(question=question, outcome=Outcome.ABSTAINED, text=abstention_text())
+        resolved = rewrite(cleaned, referents)
+        parsed, candidates = self.candidates(cleaned, referents, index, scorer)
+        choice = scorer.choose(parsed, candidates)
+        if choice.decision is Decision.NOT_COVERED:
+            result = Answer(question=question, outcome=Outcome.ABSTAINED, text=NOT_COVERED_TEXT)
+        else:
+            result = _compose(question, choice, index, dated=parsed.latest)
+        result = dataclasses.replace(result, confidence=candidates.best)
         if conversation is not None:
             # Remembered with its pronoun resolved, so that a chain of follow-ups keeps its subject.
-            conversation.remember(rewrite(cleaned, referents), result.text if not result.abstained else "")
+            conversation.remember(resolved, result.text if not result.abstained else "")
         return result
+
+    def candidates(
+        self,
+        question: str,
+        referents: list[str] | None = None,
+        index: LoadedIndex | None = None,
+        scorer: SentenceScorer | None = None,
+    ) -> tuple[Question, Candidates]:
+        """The question as parsed and its scored candidate sentences: what `answer` decides on (and what
+        `python -m bot fit` fits the scorer on)."""
+        if index is None or scorer is None:
+            index, scorer = self.live.current()
+        referents = referents or []
+        context = " ".join(referents)
+        parsed = Question.parse(question, context)
+        vector = self.embedder.embed([rewrite(question, referents)])[0]
+        passages = search(index, vector, english.terms(f"{question} {context}"), k=PASSAGES)
+        return parsed, scorer.candidates(parsed, vector, passages)
 
     def _problem_with(self, raw: str, cleaned: str) -> str | None:
         if len(raw) > self.max_question_chars * 4 or len(cleaned) > self.max_question_chars:
@@ -158,28 +174,80 @@ class Engine:
                 f"Please ask something shorter, up to {self.max_question_chars} characters."
             )
         if not any(ch.isalpha() for ch in cleaned):
-            return "Please ask a question about the articles, for example: “Who leads the opposition party?”"
+            return "Please ask a question about the articles in words, or ask “What are the articles about?”"
         return None
 
-    def _compose(self, question: str, chosen: list[int], index: LoadedIndex) -> Answer:
-        data = index.data
-        numbers: dict[int, int] = {}
-        quotes: list[tuple[str, int]] = []
-        for sentence in chosen:
-            document = data.sentences[sentence].document
-            n = numbers.setdefault(document, len(numbers) + 1)
-            quotes.append((data.sentence_text(sentence), n))
-        citations = tuple(
-            _citation(
-                n,
-                data.documents[document],
-                [s for s in chosen if data.sentences[s].document == document],
-                index,
-            )
-            for document, n in numbers.items()
+
+def _newest_first(index: LoadedIndex) -> list[Document]:
+    return sorted(index.data.documents, key=lambda d: (d.published or "", d.title), reverse=True)
+
+
+def _small_talk_reply(kind: english.SmallTalk, index: LoadedIndex) -> str:
+    count = len(index.data.documents)
+    articles = f"{count} news article{'s' if count != 1 else ''}"
+    if kind is english.SmallTalk.THANKS:
+        return "You're welcome! Ask me anything else about the articles."
+    if kind is english.SmallTalk.GOODBYE:
+        return "Goodbye! Come back any time with more questions about the articles."
+    if kind is english.SmallTalk.ACKNOWLEDGEMENT:
+        return "Ask me anything about the articles, or “What are the articles about?” for an overview."
+    titles = "; ".join(f"“{d.title}”" for d in _newest_first(index)[:3])
+    newest = f" The newest: {titles}." if titles else ""
+    if kind is english.SmallTalk.GREETING:
+        return f"Hello! I answer questions about {articles}, quoting them with their sources.{newest}"
+    return (
+        f"I answer questions about {articles} by quoting the sentences that answer them, with their sources, "
+        f"and I say so when the articles don't hold the answer. Ask “What are the articles about?” for an "
+        f"overview, or ask about a person, a place or an event.{newest}"
+    )
+
+
+def _overview(question: str, index: LoadedIndex) -> Answer:
+    """The lead sentence of each article, the newest first: what the collection is about."""
+    data = index.data
+    leads: list[int] = []
+    for document in _newest_first(index)[:OVERVIEW_ARTICLES]:
+        number = data.documents.index(document)
+        first = next((i for i, row in enumerate(data.sentences) if row.document == number), None)
+        if first is not None:
+            leads.append(first)
+    if not leads:
+        return Answer(question=question, outcome=Outcome.ABSTAINED, text=NOT_COVERED_TEXT)
+    answer = _compose(question, Choice(Decision.ANSWER, leads), index, dated=True)
+    total = len(data.documents)
+    shown = f"the newest {len(leads)} of {total}" if total > len(leads) else f"{total}"
+    return dataclasses.replace(answer, text=f"The articles ({shown}), newest first:\n{answer.text}")
+
+
+def _compose(question: str, choice: Choice, index: LoadedIndex, *, dated: bool = False) -> Answer:
+    """The answer text: each quoted sentence followed by its source's `[n]`; "As of <date>:" before the
+    quotes of each article when several articles are quoted or the question asks what is current."""
+    data = index.data
+    numbers: dict[int, int] = {}
+    quotes: list[tuple[str, int]] = []
+    for sentence in choice.sentences:
+        document = data.sentences[sentence].document
+        n = numbers.setdefault(document, len(numbers) + 1)
+        quotes.append((data.sentence_text(sentence), n))
+    citations = tuple(
+        _citation(
+            n, data.documents[document], [s for s in choice.sentences if data.sentences[s].document == document], index
         )
-        text = " ".join(f"{sentence} [{n}]" for sentence, n in quotes)
-        return Answer(question, Outcome.ANSWERED, text, citations, tuple(quotes))
+        for document, n in numbers.items()
+    )
+    dated = dated or len(numbers) > 1
+    parts: list[str] = []
+    previous: int | None = None
+    for quote, n in quotes:
+        published = english.human_date(citations[n - 1].published)
+        if dated and published and n != previous:
+            parts.append(f"As of {published}:")
+        parts.append(f"{quote} [{n}]")
+        previous = n
+    text = " ".join(parts)
+    if choice.decision is Decision.CLOSEST:
+        return Answer(question, Outcome.ABSTAINED, f"{CLOSEST_PREFIX} {text}", citations, tuple(quotes))
+    return Answer(question, Outcome.ANSWERED, text, citations, tuple(quotes))
 
 
 def _citation(n: int, document: Document, sentences: list[int], index: LoadedIndex) -> Citation:

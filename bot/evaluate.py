@@ -1,11 +1,17 @@
-"""Score the engine on a question file (the format of tests/data/dev_qa.jsonl and dev_followup.jsonl).
+"""Score the engine on a question file: our JSON Lines (tests/data/*.jsonl) or SQuAD 2.0's JSON.
 
 A question is right when:
-- it should be answered (`must` not empty): the answer holds one alternative of every `must` group
-  (case-insensitive) and its citations include the article named by `src`;
-- it should not (`must` empty, `src` "none"): the engine abstained and cited nothing.
+- it should be answered (`must` not empty): the engine answered (did not abstain), the answer holds one
+  alternative of every `must` group (case-insensitive) and its citations include the article named by `src`;
+- it should not be answered (`must` empty, `src` "none"): the engine abstained; for `offtopic` questions it
+  must also cite nothing (showing "the closest passage" is right only for on-topic questions);
+- `kind` "chat" (greetings, thanks): the engine replied as to small talk, searching nothing;
+- `src` "all" (an overview): the answer cites every article.
 
 `src` names an article by a word of its title or file name ("rally", "crackdown"); "any" accepts any citation.
+A SQuAD file becomes a temporary corpus (one file per article, its paragraphs separated by blank lines) and
+its questions `answerable` (right when the answer holds one of SQuAD's answer texts and cites the article) or
+`unanswerable` (right when the engine abstains).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.conversation import Conversation
-from bot.engine import Answer, Engine
+from bot.engine import Answer, Engine, Outcome
 from bot.errors import BotError
+
+SQUAD_KINDS = ("answerable", "unanswerable")
 
 
 class EvalFileError(BotError):
@@ -30,13 +38,26 @@ class KindScore:
     answered_right: int = 0
     source_right: int = 0
     abstained_right: int = 0
+    false_abstentions: int = 0
+    wrong_answers: int = 0
     right: int = 0
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One question's answer and whether it was right; `confidence` is the abstention score."""
+
+    item: dict[str, Any]
+    answer: Answer
+    right: bool
+    should_answer: bool
 
 
 @dataclass
 class EvalResult:
     by_kind: dict[str, KindScore] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    judged: list[Judged] = field(default_factory=list)
 
     @property
     def right(self) -> int:
@@ -47,18 +68,27 @@ class EvalResult:
         return sum(score.questions for score in self.by_kind.values())
 
     def table(self) -> str:
-        header = f"{'kind':<14}{'questions':>10}{'answered right':>16}{'right source':>14}{'abstained right':>17}"
+        columns = ("questions", "right", "answered right", "right source", "abstained right", "false abst.", "wrong")
+        header = f"{'kind':<14}" + "".join(f"{c:>16}" for c in columns)
         lines = [header, "-" * len(header)]
         for kind, s in sorted(self.by_kind.items()):
-            lines.append(
-                f"{kind:<14}{s.questions:>10}{s.answered_right:>16}{s.source_right:>14}{s.abstained_right:>17}"
+            values = (
+                s.questions,
+                f"{s.right} ({100 * s.right / max(1, s.questions):.0f}%)",
+                s.answered_right,
+                s.source_right,
+                s.abstained_right,
+                s.false_abstentions,
+                s.wrong_answers,
             )
+            lines.append(f"{kind:<14}" + "".join(f"{v!s:>16}" for v in values))
         lines.append("-" * len(header))
-        lines.append(f"right: {self.right}/{self.total}")
+        lines.append(f"right: {self.right}/{self.total} ({100 * self.right / max(1, self.total):.1f}%)")
         return "\n".join(lines)
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
+    """Questions from our JSON Lines format."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -77,6 +107,51 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
     return questions
 
 
+def is_squad(path: Path) -> bool:
+    """Whether a file is in SQuAD's JSON format rather than our JSON Lines."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            head = stream.read(200).lstrip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return (head.startswith("{") and '"data"' in head) or '"version"' in head
+
+
+def load_squad(path: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """A SQuAD 2.0 file as (article title → text with paragraphs separated by blank lines, questions)."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        articles: dict[str, str] = {}
+        questions: list[dict[str, Any]] = []
+        for article in payload["data"]:
+            title = str(article["title"]).replace("_", " ")
+            articles[title] = "\n\n".join(p["context"].strip() for p in article["paragraphs"])
+            for paragraph in article["paragraphs"]:
+                for qa in paragraph["qas"]:
+                    impossible = bool(qa.get("is_impossible"))
+                    questions.append(
+                        {
+                            "id": qa["id"],
+                            "kind": SQUAD_KINDS[impossible],
+                            "q": qa["question"],
+                            "must": [] if impossible else [sorted({a["text"] for a in qa["answers"]})],
+                            "src": "none" if impossible else title,
+                            "article": title,
+                        }
+                    )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise EvalFileError(f"{path} is not a SQuAD 2.0 file: {exc}") from None
+    return articles, questions
+
+
+def write_corpus(articles: dict[str, str], corpus_dir: Path) -> None:
+    """One plain-text article per file: the title on the first line, then the paragraphs."""
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    for title, text in articles.items():
+        name = "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")
+        (corpus_dir / f"{name}.txt").write_text(f"{title}\n\n{text}\n", encoding="utf-8")
+
+
 def cites(answer: Answer, label: str) -> bool:
     if label == "any":
         return bool(answer.citations)
@@ -84,34 +159,104 @@ def cites(answer: Answer, label: str) -> bool:
     return any(label in c.title.lower() or label in c.source.lower() for c in answer.citations)
 
 
+def ask(engine: Engine, item: dict[str, Any], history_turns: int = 3) -> Answer:
+    """The answer to a question's last turn, the earlier turns asked first in one conversation."""
+    turns = item.get("turns") or [item["q"]]
+    conversation = Conversation(history_turns)
+    answer = None
+    for turn in turns:
+        answer = engine.answer(str(turn), conversation)
+    assert answer is not None
+    return answer
+
+
+def judge(engine: Engine, item: dict[str, Any], answer: Answer) -> tuple[bool, bool]:
+    """(right, should it have been answered) for one question and its answer; see the module docstring."""
+    must: list[list[str]] = item["must"]
+    src = str(item.get("src") or "any")
+    kind = str(item.get("kind") or "")
+    if kind == "chat":
+        return answer.outcome is Outcome.CHAT, False
+    if src == "all":
+        titles = {d.title for d in engine.index.data.documents}
+        return not answer.abstained and {c.title for c in answer.citations} >= titles, True
+    if not must:
+        return answer.abstained and (kind != "offtopic" or not answer.citations), False
+    text = " ".join(answer.text.lower().split())
+    content = all(any(" ".join(alt.lower().split()) in text for alt in group) for group in must)
+    return not answer.abstained and content and cites(answer, src), True
+
+
 def evaluate(engine: Engine, questions: list[dict[str, Any]], history_turns: int = 3) -> EvalResult:
     result = EvalResult()
     for item in questions:
-        turns = item.get("turns") or [item["q"]]
-        conversation = Conversation(history_turns)
-        answer = None
-        for turn in turns:
-            answer = engine.answer(str(turn), conversation)
-        assert answer is not None
+        answer = ask(engine, item, history_turns)
+        right, should_answer = judge(engine, item, answer)
         kind = str(item.get("kind") or ("followup" if "turns" in item else "question"))
         score = result.by_kind.setdefault(kind, KindScore())
         score.questions += 1
-        must: list[list[str]] = item["must"]
-        src = str(item.get("src") or "any")
-        if must:
-            text = answer.text.lower()
-            content_right = not answer.abstained and all(any(alt.lower() in text for alt in group) for group in must)
-            source_right = cites(answer, src)
-            score.answered_right += content_right
-            score.source_right += source_right
-            right = content_right and source_right
-        else:
-            right = answer.abstained and not answer.citations
-            score.abstained_right += right
         score.right += right
+        if should_answer:
+            score.answered_right += right
+            score.source_right += bool(item.get("src") in ("all", None) or cites(answer, str(item.get("src"))))
+            score.false_abstentions += answer.abstained
+            score.wrong_answers += not right and not answer.abstained
+        elif kind != "chat":
+            score.abstained_right += right
+            score.wrong_answers += not right
+        result.judged.append(Judged(item, answer, right, should_answer))
         if not right:
-            result.failures.append(f"{item.get('id', '?')}: {turns[-1]!r} -> {answer.text[:160]!r}")
+            last = (item.get("turns") or [item.get("q")])[-1]
+            result.failures.append(f"{item.get('id', '?')} [{kind}]: {last!r} -> {answer.text[:160]!r}")
     return result
+
+
+def precision_coverage(judged: list[Judged]) -> list[tuple[float, float, float]]:
+    """(threshold, coverage, precision) for each confidence a question had: answering only the questions
+    at or above the threshold, the share answered and the share of those answered right.
+
+    Only questions the engine answered or showed a closest passage for count (they have a confidence); an
+    answer counts right when it answers an answerable question right, wrong when it answers anything else.
+    """
+    scored = [j for j in judged if j.answer.confidence is not None and j.item.get("kind") != "chat"]
+    points = []
+    for threshold in sorted({j.answer.confidence for j in scored if j.answer.confidence is not None}):
+        answered = [j for j in scored if (j.answer.confidence or 0.0) >= threshold]
+        right = sum(1 for j in answered if j.should_answer and _holds_answer(j))
+        points.append((threshold, len(answered) / max(1, len(scored)), right / max(1, len(answered))))
+    return points
+
+
+def _holds_answer(judged: Judged) -> bool:
+    """Whether the quoted text (answered or shown as the closest passage) holds the answer."""
+    must: list[list[str]] = judged.item["must"]
+    text = " ".join(judged.answer.text.lower().split())
+    return bool(must) and all(any(" ".join(a.lower().split()) in text for a in group) for group in must)
+
+
+def plot_curve(judged: list[Judged], threshold: float, path: Path, title: str) -> None:
+    """Draw the precision-coverage curve of the abstention score, marking the threshold in use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = precision_coverage(judged)
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    axes.plot([c for _, c, _ in points], [p for _, _, p in points], color="tab:blue")
+    at = min(points, key=lambda point: abs(point[0] - threshold), default=None)
+    if at is not None:
+        axes.scatter([at[1]], [at[2]], color="tab:red", zorder=3, label=f"threshold {threshold:.2f}")
+        axes.legend(loc="lower left")
+    axes.set_xlabel("coverage (share of questions answered)")
+    axes.set_ylabel("precision (share of answers right)")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def feedback_report(engine: Engine, entries: list[dict[str, Any]]) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from bot.build import BuildReport, build_index, chunking_manifest
+from bot.build import BuildReport, build_index
 from bot.config import Settings
-from bot.corpus import fingerprint, scan
 from bot.embedding import Embedder, SentenceTransformerEmbedder
 from bot.engine import Engine
 from bot.errors import IndexMissingError
@@ -20,15 +19,6 @@ def load_embedder(settings: Settings) -> Embedder:
     return SentenceTransformerEmbedder(settings.embedding_model)
 
 
-def stale_reason(settings: Settings, manifest: dict[str, object]) -> str | None:
-    """Why the index no longer matches the corpus folder, or None when it does."""
-    if manifest.get("corpus_fingerprint") != fingerprint(scan(settings.corpus_dir)):
-        return "the corpus changed since the last build"
-    if manifest.get("chunking") != chunking_manifest(settings.chunking):
-        return "the chunking settings or the article cleaner changed since the last build"
-    return None
-
-
 def open_engine(
     settings: Settings, embedder: Embedder, *, on_rebuild: Callable[[str, BuildReport], None] | None = None
 ) -> Engine:
@@ -39,7 +29,7 @@ def open_engine(
     index = None
     try:
         index = open_index(settings.index_dir, embedder)
-        reason = stale_reason(settings, index.manifest)
+        reason = index.manifest.stale_reason(settings.corpus_dir, settings.chunking)
     except IndexMissingError:
         reason = "no index has been built yet"
     if reason is not None:

@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from bot.embedding import Embedder, Vectors, sha256_file
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from bot.manifest import Manifest
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -103,7 +104,7 @@ class LoadedIndex:
     """An index version read from disk and verified against its manifest."""
 
     version: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     data: IndexData
     faiss_index: Any
     bm25: Any
@@ -227,15 +228,15 @@ def open_index(index_dir: Path, embedder: Embedder | None = None, version: str |
     directory = index_dir / version
     if not directory.is_dir():
         raise IndexCorruptError(f"{index_dir / CURRENT} names {version!r}, which does not exist")
-    manifest = read_manifest(directory)
-    if manifest.get("format_version") != FORMAT_VERSION:
+    raw = read_manifest(directory)
+    if raw.get("format_version") != FORMAT_VERSION:
         raise IndexMismatchError(
-            f"the index has format {manifest.get('format_version')!r}, this version reads {FORMAT_VERSION}"
+            f"the index has format {raw.get('format_version')!r}, this version reads {FORMAT_VERSION}; "
+            "rebuild it with 'python -m bot build --full'"
         )
-    check_model(manifest, embedder)
-    expected = manifest.get("files")
-    if not isinstance(expected, dict):
-        raise IndexCorruptError(f"{directory / MANIFEST} lists no files")
+    manifest = Manifest.parse(raw, str(directory / MANIFEST))
+    manifest.check_model(embedder)
+    expected = manifest.files
     actual = file_hashes(directory)
     damaged = sorted(name for name in expected.keys() | actual.keys() if expected.get(name) != actual.get(name))
     if damaged:
@@ -249,7 +250,7 @@ def open_index(index_dir: Path, embedder: Embedder | None = None, version: str |
         bm25 = bm25s.BM25.load(str(directory / BM25_DIR), allow_pickle=False, show_progress=False)
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
         raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
-    dimension = manifest["model"]["dimension"]
+    dimension = manifest.model.dimension
     if (
         faiss_index.ntotal != len(data.chunks)
         or data.sentence_vectors.shape != (len(data.sentences), dimension)
@@ -257,19 +258,6 @@ def open_index(index_dir: Path, embedder: Embedder | None = None, version: str |
     ):
         raise IndexCorruptError(f"index {version} has vector counts that do not match its chunks and sentences")
     return LoadedIndex(version=version, manifest=manifest, data=data, faiss_index=faiss_index, bm25=bm25)
-
-
-def check_model(manifest: dict[str, Any], embedder: Embedder | None) -> None:
-    """Vectors from one model mean nothing to another: refuse an index built with different weights."""
-    if embedder is None:
-        return
-    model = manifest.get("model", {})
-    if model.get("fingerprint") != embedder.fingerprint or model.get("dimension") != embedder.dimension:
-        raise IndexMismatchError(
-            f"the index was built with {model.get('name')!r} ({model.get('dimension')} dimensions), but the "
-            f"configured model is {embedder.name!r} ({embedder.dimension} dimensions); rebuild it with "
-            "'python -m bot build --full'"
-        )
 
 
 def _faiss_vectors(index: Any) -> Vectors:

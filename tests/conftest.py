@@ -1,11 +1,12 @@
 """Shared fixtures. None of them loads a real model: embeddings come from `fakes.FakeEmbedder`.
 
 - `fake_embedder`: a fresh `FakeEmbedder` (256 dimensions) whose call counters start at zero.
-- `project_corpus`: the project's own `corpus/` folder (read-only: never write into it).
-- `corpus_dir`: a temporary copy of the project's `corpus/*.md`, free to edit.
+- `project_corpus`: the two seed articles as the project ships them in `corpus/`, kept in `tests/data/news/`
+  so that tests do not change when a user adds articles (read-only: never write into it).
+- `corpus_dir`: a temporary copy of those articles, free to edit.
 - `index_dir`: an empty temporary folder for an index (not created yet).
 - `built_index`: `index_dir` after `build_index` over `corpus_dir` with `ChunkingSettings()`.
-- `engine`: a `bot.engine.Engine` opened on `built_index` with `fake_embedder`.
+- `engine`: a `bot.engine.Engine` opened on `built_index` with `fake_embedder` and `UNIT_TEST_PARAMS`.
 
 Test modules import helpers with `from fakes import FakeEmbedder, write_article` (pytest puts this folder
 on `sys.path`, and mypy finds it beside the tests). Every public fixture is function-scoped, so a test may
@@ -18,7 +19,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fakes import FakeEmbedder
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder
 
 from bot.build import build_index
 from bot.chunking import ChunkingSettings
@@ -27,7 +28,7 @@ from bot.engine import Engine
 TESTS_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = TESTS_DIR.parent
 
-PROJECT_CORPUS = PROJECT_DIR / "corpus"
+PROJECT_CORPUS = TESTS_DIR / "data" / "news"
 SEEDS_DIR = TESTS_DIR / "data" / "seeds"
 
 
@@ -85,4 +86,4 @@ def built_index(corpus_dir: Path, index_dir: Path, _template_index: Path) -> Pat
 @pytest.fixture
 def engine(built_index: Path, fake_embedder: FakeEmbedder) -> Engine:
     """An engine serving `built_index`."""
-    return Engine.open(built_index, fake_embedder)
+    return Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)

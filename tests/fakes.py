@@ -1,9 +1,11 @@
 """Test doubles shared by the test suite.
 
-``FakeEmbedder`` implements the ``bot.embedding.Embedder`` protocol without any model: every stemmed content
-word (``bot.text.terms``) and, with less weight, every character trigram of those words is hashed with a
-stable hash (BLAKE2b, never Python's salted ``hash()``) into a fixed number of signed buckets; the sum is
-L2-normalized. Texts that share words therefore have a high cosine similarity and unrelated texts a cosine
+``FakeEmbedder`` implements the ``bot.embedding.Embedder`` protocol without any model: every word of its own
+crude tokenizer (lower-case letters and digits, a few function words dropped, a plural "s" cut; it shares no
+code with the product's ``bot.english``, so tests do not measure the product against itself) and, with less
+weight, every character trigram of those words is hashed with a stable hash (BLAKE2b, never Python's salted
+``hash()``) into a fixed number of signed buckets; the sum is L2-normalized.
+Texts that share words therefore have a high cosine similarity and unrelated texts a cosine
 near zero, so retrieval and answer-selection tests exercise real behaviour, deterministically and fast.
 
 It also counts what it embedded (``calls``, ``texts``, ``texts_embedded``), so a test can check that an
@@ -14,17 +16,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from bot.embedding import Vectors
-from bot.text import terms
+from bot.scorer import FEATURES, ScorerParams
+
+# Scorer weights for the fake embedder, written by hand so that unit tests check the engine's mechanics and not
+# the fitted weights (those are fitted for the real model, and the integration tests check them): a sentence
+# that shares the question's words and holds the kind of answer asked for is confident; one that shares a few
+# is related; one that shares none is nothing.
+_UNIT_TEST_WEIGHTS = {"cos_sentence": 3.0, "terms": 3.0, "terms_neighbours": 1.0, "type_found": 1.0, "cos_gap": 2.0}
+UNIT_TEST_PARAMS = ScorerParams(
+    weights=tuple(_UNIT_TEST_WEIGHTS.get(name, 0.0) for name in FEATURES),
+    bias=-4.0,
+    answer_threshold=0.5,
+    related_threshold=0.1,
+)
 
 FAKE_EMBEDDER_NAME = "fake-hash-embedder"
+_FUNCTION_WORDS = frozenset("a an the of to in on at by for and or is are was were be it its this that with as".split())
 WORD_WEIGHT = 1.0
 TRIGRAM_WEIGHT = 0.25
+
+
+def _fake_words(text: str) -> list[str]:
+    """Deliberately simple: lower-case runs of letters and digits, function words dropped, plural "s" cut."""
+    found = re.findall(r"[a-z0-9]+", text.lower())
+    return [w[:-1] if len(w) > 4 and w.endswith("s") else w for w in found if w not in _FUNCTION_WORDS]
 
 
 @lru_cache(maxsize=1 << 16)
@@ -61,7 +83,7 @@ class FakeEmbedder:
     def vector(self, text: str) -> Vectors:
         """The unit vector of one text (not counted)."""
         vector = np.zeros(self.dimension, dtype=np.float64)
-        for term in terms(text):
+        for term in _fake_words(text):
             index, sign = _bucket(f"w:{term}", self.dimension)
             vector[index] += sign * WORD_WEIGHT
             padded = f"#{term}#"

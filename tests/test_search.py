@@ -9,17 +9,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pytest
-from fakes import FakeEmbedder, write_article
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder, write_article
 
 from bot import search as search_module
 from bot.build import build_index
 from bot.chunking import ChunkingSettings
 from bot.engine import Engine, Outcome
+from bot.english import terms
 from bot.search import Passage, search
 from bot.store import LoadedIndex, open_index
-from bot.text import terms
 
-PROJECT_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+PROJECT_CORPUS = Path(__file__).resolve().parent / "data" / "news"
 TINY_TEXT = "The footbridge in Oral reopened on Monday after repairs."
 QUESTIONS = [
     "When did the footbridge reopen?",
@@ -109,7 +109,7 @@ def test_padding_labels_never_index_a_chunk(tiny_index: Path, fake_embedder: Fak
 def test_single_chunk_engine_answers_or_abstains(
     tiny_index: Path, fake_embedder: FakeEmbedder, question: str, padded: bool
 ) -> None:
-    engine = Engine.open(tiny_index, fake_embedder)
+    engine = Engine.open(tiny_index, fake_embedder, params=UNIT_TEST_PARAMS)
     if padded:
         engine.index.faiss_index = PaddingIndex(engine.index.faiss_index)
     answer = engine.answer(question)
@@ -122,7 +122,9 @@ def test_single_chunk_engine_answers_or_abstains(
 
 
 def test_tiny_index_answers_its_own_sentence(tiny_index: Path, fake_embedder: FakeEmbedder) -> None:
-    answer = Engine.open(tiny_index, fake_embedder).answer("When did the footbridge in Oral reopen after repairs?")
+    answer = Engine.open(tiny_index, fake_embedder, params=UNIT_TEST_PARAMS).answer(
+        "When did the footbridge in Oral reopen after repairs?"
+    )
     assert answer.outcome is Outcome.ANSWERED
     assert answer.text == f"{TINY_TEXT} [1]"
 
@@ -214,7 +216,7 @@ def test_near_duplicates_are_collapsed_in_search(
 
 @pytest.mark.parametrize("question", DUPLICATE_QUESTIONS)
 def test_duplicated_text_is_cited_once(duplicated_index: Path, fake_embedder: FakeEmbedder, question: str) -> None:
-    answer = Engine.open(duplicated_index, fake_embedder).answer(question)
+    answer = Engine.open(duplicated_index, fake_embedder, params=UNIT_TEST_PARAMS).answer(question)
     assert answer.outcome is Outcome.ANSWERED
     sources = [c.source for c in answer.citations]
     copies = {"2020-11-rferl-kazakh-opposition-rally.md", "zz-copy-of-rally.md"}
@@ -237,7 +239,7 @@ def syndicated_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("question", DUPLICATE_QUESTIONS)
 def test_syndicated_copy_is_cited_once(syndicated_index: Path, fake_embedder: FakeEmbedder, question: str) -> None:
-    answer = Engine.open(syndicated_index, fake_embedder).answer(question)
+    answer = Engine.open(syndicated_index, fake_embedder, params=UNIT_TEST_PARAMS).answer(question)
     assert answer.outcome is Outcome.ANSWERED
     sources = {c.source for c in answer.citations}
     assert len(sources & {"2020-11-rferl-kazakh-opposition-rally.md", "wire-copy.md"}) == 1, sources

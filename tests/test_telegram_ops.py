@@ -57,7 +57,7 @@ SECRET = "webhook_S3cret-token"
 WEBHOOK_PATH = "tg"
 RATE_LIMITED = "You're asking faster than I can read"
 SOMETHING_WRONG = "Sorry, something went wrong"
-ABSTAINED = "The articles don't say"
+ABSTAINED = "The articles don't"
 
 
 # Helpers -----------------------------------------------------------------------------------------------------
@@ -515,7 +515,7 @@ def cli_process(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> I
 
 def copy_corpus(target: Path) -> Path:
     target.mkdir()
-    for path in sorted((PROJECT_DIR / "corpus").glob("*.md")):
+    for path in sorted((PROJECT_DIR / "tests" / "data" / "news").glob("*.md")):
         shutil.copy2(path, target / path.name)
     return target
 

@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 
 HELP = (
     "I answer questions about a collection of news articles, quoting them with sources.\n\n"
-    "Just send a question, for example “Who leads the opposition party?”. Follow-up questions such as "
-    "“How long was he detained?” use our recent conversation.\n\n"
+    "Just send a question about the articles, or ask “What are the articles about?”. Follow-up questions "
+    "such as “When did she say that?” use our recent conversation.\n\n"
     "/sources: the articles I know, with dates and links\n"
     "/new: forget our conversation\n"
     "/help: this message\n\n"
@@ -128,7 +128,7 @@ async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     """`/ask <question>`: the way to ask in a group."""
     question = " ".join(context.args or [])
     if not question.strip():
-        await _reply(update, "Put the question after the command, like: /ask Who leads the opposition party?")
+        await _reply(update, "Put the question after the command, like: /ask What are the articles about?")
         return
     await answer_question(update, context, question)
 
@@ -139,12 +139,12 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     found = services(context)
     manifest = found.engine.index.manifest
-    counts = manifest.get("counts", {})
+    counts = manifest.counts
     votes = await asyncio.to_thread(found.feedback.counts)
     s = found.stats
     lines = [
         "<b>Index</b>",
-        f"version {escape(found.engine.version)}, built {escape(str(manifest.get('built_at', '?')))}",
+        f"version {escape(found.engine.version)}, built {escape(manifest.built_at or '?')}",
         f"{counts.get('documents', 0)} articles, {counts.get('chunks', 0)} chunks, "
         f"{counts.get('sentences', 0)} sentences",
         "",

@@ -1,0 +1,104 @@
+"""An index version's manifest as a typed object: what it was built from, and whether that still holds.
+
+`build.py` writes it (`manifest.json`, see `bot.store`); `Manifest.parse` reads it back, refusing a garbled one;
+`Manifest.stale_reason` is the one place that decides whether an index must be rebuilt for a corpus folder and
+chunking settings; `Manifest.check_model` refuses an index made with other embedding weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.chunking import CHUNKER_VERSION, ChunkingSettings
+from bot.cleaning import CLEANER_VERSION
+from bot.corpus import fingerprint, scan
+from bot.embedding import Embedder
+from bot.errors import IndexCorruptError, IndexMismatchError
+
+
+def chunking_manifest(chunking: ChunkingSettings) -> dict[str, Any]:
+    """How articles were cut and cleaned: changing any of it invalidates every chunk."""
+    return {**dataclasses.asdict(chunking), "cleaner_version": CLEANER_VERSION, "chunker_version": CHUNKER_VERSION}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    fingerprint: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The typed fields every reader needs; `raw` keeps the whole JSON object (per-document details)."""
+
+    format_version: int
+    version: str
+    built_at: str
+    model: ModelInfo
+    chunking: dict[str, Any]
+    corpus_fingerprint: str
+    documents: dict[str, dict[str, Any]]
+    skipped: dict[str, dict[str, Any]]
+    counts: dict[str, int]
+    faiss_index: str
+    files: dict[str, str]
+    raw: dict[str, Any]
+
+    @classmethod
+    def parse(cls, raw: object, where: str = "manifest.json") -> Manifest:
+        """The manifest in `raw`; `IndexCorruptError` naming the way out when a field is missing or of the
+        wrong type."""
+        try:
+            if not isinstance(raw, dict):
+                raise TypeError("not a JSON object")
+            model = raw["model"]
+            manifest = cls(
+                format_version=_typed(raw["format_version"], int),
+                version=_typed(raw["version"], str),
+                built_at=_typed(raw.get("built_at", ""), str),
+                model=ModelInfo(
+                    _typed(model["name"], str), _typed(model["fingerprint"], str), _typed(model["dimension"], int)
+                ),
+                chunking=_typed(raw["chunking"], dict),
+                corpus_fingerprint=_typed(raw["corpus_fingerprint"], str),
+                documents=_typed(raw["documents"], dict),
+                skipped=_typed(raw.get("skipped", {}), dict),
+                counts=_typed(raw.get("counts", {}), dict),
+                faiss_index=_typed(raw.get("faiss_index", ""), str),
+                files=_typed(raw["files"], dict),
+                raw=raw,
+            )
+        except (KeyError, TypeError) as exc:
+            raise IndexCorruptError(
+                f"{where} is garbled ({type(exc).__name__}: {exc}); rebuild with 'python -m bot build --full'"
+            ) from None
+        return manifest
+
+    def stale_reason(self, corpus_dir: Path, chunking: ChunkingSettings) -> str | None:
+        """Why this index no longer matches the corpus folder and chunking settings, or None when it does."""
+        if self.corpus_fingerprint != fingerprint(scan(corpus_dir)):
+            return "the corpus changed since the last build"
+        if self.chunking != chunking_manifest(chunking):
+            return "the chunking settings or the article cleaner changed since the last build"
+        return None
+
+    def check_model(self, embedder: Embedder | None) -> None:
+        """Vectors from one model mean nothing to another: refuse an index built with different weights."""
+        if embedder is None:
+            return
+        if self.model.fingerprint != embedder.fingerprint or self.model.dimension != embedder.dimension:
+            raise IndexMismatchError(
+                f"the index was built with {self.model.name!r} ({self.model.dimension} dimensions), but the "
+                f"configured model is {embedder.name!r} ({embedder.dimension} dimensions); rebuild it with "
+                "'python -m bot build --full'"
+            )
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{value!r} is not {kind.__name__}")
+    return value
