@@ -136,7 +136,15 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
     import tempfile
 
     from bot.evaluate import evaluate as run_eval
-    from bot.evaluate import feedback_report, is_squad, load_questions, load_squad, plot_curve, write_corpus
+    from bot.evaluate import (
+        feedback_report,
+        is_squad,
+        load_questions,
+        load_squad,
+        plot_curves,
+        precision_coverage,
+        write_corpus,
+    )
     from bot.feedback import read_feedback
     from bot.service import load_embedder, open_engine
 
@@ -162,7 +170,8 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
     click.echo(result.table())
     if plot is not None:
         threshold = engine.live.current()[1].params.answer_threshold
-        plot_curve(result.judged, threshold, plot, f"{question_file.name}{f' ({split})' if split else ''}")
+        label = f"{question_file.name}{f' ({split})' if split else ''}"
+        plot_curves({label: precision_coverage(result.judged)}, threshold, plot, f"Abstention score on {label}")
         click.echo(f"precision-coverage curve written to {plot}")
     if verbose or (min_right is not None and result.right < min_right):
         for failure in result.failures:
@@ -179,15 +188,21 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
     show_default=True,
     help="Folder with squad2/, news/ and the news question files.",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Draw the checking data's precision-coverage curves into this PNG file.",
+)
 @user_errors
-def fit(data: Path) -> None:
+def fit(data: Path, plot: Path | None) -> None:
     """Fit the answer scorer on the fitting data, check it on the checking data, write bot/scorer.json."""
     settings = _settings()
     _setup_logging(settings)
     from bot.fit import run_fit
     from bot.service import load_embedder
 
-    click.echo(run_fit(load_embedder(settings), data, settings.chunking))
+    click.echo(run_fit(load_embedder(settings), data, settings.chunking, plot=plot))
 
 
 @cli.command()

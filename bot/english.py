@@ -448,12 +448,13 @@ _OVERVIEW = re.compile(
     r"(?:\s+(?:the|these|all)\s+(?:articles?|news|stories))?|(?:give\s+me\s+)?(?:a|an)\s+(?:overview|summary)"
     r"(?:\s+of\s+(?:the|these|all)\s+(?:articles?|news|stories))?|give\s+me\s+(?:a|an)\s+(?:overview|summary)"
     r"|what(?:'s|’s|\s+is)\s+(?:in\s+the\s+news|new|the\s+news)|what\s+is\s+(?:this|it)\s+all\s+about"
-    r"|(?:overview|summary|news|headlines)|what\s+(?:topics|subjects)\s+(?:do\s+you\s+cover|are\s+covered))\W*$"
+    r"|(?:overview|summary|news|headlines|tl;?dr|gist)|what\s+(?:topics|subjects)\s+(?:do\s+you\s+cover"
+    r"|are\s+covered))\W*$"
 )
 # Words that name the collection or ask about it as a whole ("brief me on the news", "what do the articles say").
 _COLLECTION_WORDS = frozenset(
     """article articles news story stories source sources text texts collection material materials headline
-    headlines topic topics subject subjects overview summary summarize summarise brief briefing gist main key
+    headlines topic topics subject subjects overview summary summarize summarise brief briefing gist tldr tl dr main key
     point points highlight highlights everything all about cover covered covers say says contain contains
     read tell give me you have got""".split()
 )

@@ -234,26 +234,29 @@ def _holds_answer(judged: Judged) -> bool:
     return bool(must) and all(any(" ".join(a.lower().split()) in text for a in group) for group in must)
 
 
-def plot_curve(judged: list[Judged], threshold: float, path: Path, title: str) -> None:
-    """Draw the precision-coverage curve of the abstention score, marking the threshold in use."""
+Curve = list[tuple[float, float, float]]  # (threshold, coverage, precision)
+
+
+def plot_curves(series: dict[str, Curve], threshold: float, path: Path, title: str) -> None:
+    """Draw precision-coverage curves of the abstention score, marking the threshold in use on each."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = precision_coverage(judged)
-    figure, axes = plt.subplots(figsize=(6, 4.2))
-    axes.plot([c for _, c, _ in points], [p for _, _, p in points], color="tab:blue")
-    at = min(points, key=lambda point: abs(point[0] - threshold), default=None)
-    if at is not None:
-        axes.scatter([at[1]], [at[2]], color="tab:red", zorder=3, label=f"threshold {threshold:.2f}")
-        axes.legend(loc="lower left")
+    figure, axes = plt.subplots(figsize=(6.4, 4.4))
+    for label, points in series.items():
+        line = axes.plot([c for _, c, _ in points], [p for _, _, p in points], label=label)[0]
+        at = min(points, key=lambda point: abs(point[0] - threshold), default=None)
+        if at is not None:
+            axes.scatter([at[1]], [at[2]], color=line.get_color(), edgecolor="black", zorder=3)
     axes.set_xlabel("coverage (share of questions answered)")
     axes.set_ylabel("precision (share of answers right)")
-    axes.set_xlim(0, 1)
+    axes.set_xlim(0, 1.02)
     axes.set_ylim(0, 1.02)
     axes.grid(alpha=0.3)
-    axes.set_title(title, fontsize=10)
+    axes.legend(loc="lower left", fontsize=8)
+    axes.set_title(f"{title}\n(dots: the threshold in use, {threshold:.3f})", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -37,7 +37,7 @@ from bot.build import build_index
 from bot.chunking import ChunkingSettings
 from bot.embedding import Embedder
 from bot.engine import Engine
-from bot.evaluate import load_questions, load_squad, write_corpus
+from bot.evaluate import Curve, load_questions, load_squad, plot_curves, write_corpus
 from bot.scorer import FEATURES, PARAMS_FILE, Matrix, ScorerParams
 from bot.store import open_index
 
@@ -181,8 +181,24 @@ def scores(found: list[Checked], threshold: float) -> dict[str, Any]:
     return table
 
 
-def run_fit(embedder: Embedder, data_dir: Path, chunking: ChunkingSettings, out: Path = PARAMS_FILE) -> str:
-    """Fit, check, write `out`; returns a report for the terminal."""
+def curve(found: list[Checked]) -> Curve:
+    """Precision and coverage at every confidence: answering the questions at or above it."""
+    points = []
+    for threshold in sorted({o.confidence for o in found}):
+        answered = [o for o in found if o.confidence >= threshold]
+        right = sum(1 for o in answered if o.should_answer and o.quote_right)
+        points.append((threshold, len(answered) / len(found), right / len(answered)))
+    return points
+
+
+def run_fit(
+    embedder: Embedder,
+    data_dir: Path,
+    chunking: ChunkingSettings,
+    out: Path = PARAMS_FILE,
+    plot: Path | None = None,
+) -> str:
+    """Fit, check, write `out` (and the checking curves to `plot`); returns a report for the terminal."""
     with tempfile.TemporaryDirectory(prefix="kazbot-fit-") as tmp:
         work = Path(tmp)
         articles, squad_questions = load_squad(data_dir / "squad2" / "squad2-normans-complexity.json")
@@ -244,6 +260,16 @@ def run_fit(embedder: Embedder, data_dir: Path, chunking: ChunkingSettings, out:
             },
         )
         out.write_text(params.to_json(), encoding="utf-8")
+    if plot is not None:
+        plot_curves(
+            {
+                "SQuAD 2.0, across articles": curve(squad_checking),
+                "news questions, checking half": curve(news_checking),
+            },
+            answer_threshold,
+            plot,
+            "Checking data (never fitted on): precision against coverage",
+        )
     return _report(params, checking)
 
 

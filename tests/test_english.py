@@ -174,6 +174,8 @@ def test_small_talk(message: str, kind: SmallTalk | None) -> None:
         ("summarize the articles please", True),
         ("What is the article about the election about?", False),
         ("summarize the verdict", False),
+        ("tl;dr", True),
+        ("give me the gist", True),
         ("What are the charges about?", False),
     ],
 )
