@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.chunking import ChunkingSettings
+from bot.corpus import MAX_ARTICLE_BYTES
 from bot.embedding import DEFAULT_MODEL
 from bot.errors import ConfigError
 
@@ -30,6 +31,7 @@ class Settings(BaseSettings):
     embedding_model: str = DEFAULT_MODEL
     chunk_max_words: int = Field(default=110, ge=20, le=400)
     chunk_overlap_sentences: int = Field(default=1, ge=0, le=5)
+    max_article_bytes: int = Field(default=MAX_ARTICLE_BYTES, ge=1)
     max_question_chars: int = Field(default=500, ge=20)
     history_turns: int = Field(default=3, ge=0, le=20)
     log_level: str = "INFO"
