@@ -26,7 +26,7 @@ def bot_settings(server: FakeTelegram, tmp_path: Path, **overrides: Any) -> Sett
     values: dict[str, Any] = {
         "telegram_bot_token": server.token,
         "telegram_base_url": server.base_url,
-        "feedback_file": tmp_path / "feedback.jsonl",
+        "feedback_file": tmp_path / "feedback.sqlite",
         "index_dir": tmp_path / "index",
         "corpus_dir": tmp_path / "corpus",
     }

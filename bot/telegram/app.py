@@ -95,7 +95,11 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
             engine=engine,
             memory=ChatMemory(settings.history_turns, settings.chats_remembered, settings.chat_memory_minutes * 60),
             limiter=RateLimiter(settings.questions_per_minute),
-            feedback=FeedbackStore(settings.feedback_file),
+            feedback=FeedbackStore(
+                settings.feedback_file,
+                max_votes=settings.feedback_max_votes,
+                retention_days=settings.feedback_retention_days,
+            ),
             examples=examples,
         )
         await application.bot.set_my_commands(COMMANDS)
