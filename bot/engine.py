@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from enum import Enum
@@ -14,6 +12,7 @@ from bot.answer import Question, SentenceSelector, WordVectors
 from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder
 from bot.errors import IndexStoreError
+from bot.markup import strip_markup
 from bot.search import search
 from bot.store import Document, LoadedIndex, current_version, open_index
 from bot.text import terms
@@ -22,8 +21,6 @@ log = logging.getLogger(__name__)
 
 # Chunks retrieved per question: their sentences are the candidates for the answer.
 PASSAGES = 6
-# HTML tags (a "<" followed by a letter or "/": "<30%" is not a tag) and Markdown emphasis or code marks.
-_MARKUP = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|```|\*\*|__|~~|`")
 
 
 class Outcome(Enum):
@@ -202,6 +199,5 @@ def _citation(n: int, document: Document, sentences: list[int], index: LoadedInd
 
 
 def clean_question(text: str) -> str:
-    """The question without markup, entities or runs of white space."""
-    text = _MARKUP.sub(" ", html.unescape(text))
-    return " ".join(text.split())
+    """The question without markup, entities, invisible characters or runs of white space (see bot/markup.py)."""
+    return strip_markup(text)
