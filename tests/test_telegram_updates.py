@@ -367,8 +367,8 @@ async def test_an_inline_question_is_answered_with_one_valid_result(engine: Engi
             finished = server.push_inline_query(user, QUESTION)
             await server.wait_for(lambda: len(server.inline_answers) == 2, timeout=TIMEOUT, what="two answers")
     answers = {a.inline_query_id: a for a in server.inline_answers}
-    assert answers[typing].results == [] and answers[typing].button is not None
-    assert answers[typing].button["text"] == INLINE_HINT
+    hint = answers[typing].button
+    assert answers[typing].results == [] and hint is not None and hint["text"] == INLINE_HINT
     [result] = answers[finished].results
     message = result["input_message_content"]["message_text"]
     assert "[1]" in parse_html(message).text and "Sources" in parse_html(message).text
