@@ -170,7 +170,7 @@ def telegram() -> None:
     """Run the Telegram bot (long polling, or a webhook when WEBHOOK_URL is set)."""
     settings = _settings()
     _setup_logging(settings)
-    from telegram.error import InvalidToken
+    from telegram.error import InvalidToken, NetworkError, TelegramError
 
     from bot.service import load_embedder, open_engine
     from bot.telegram.app import run
@@ -181,7 +181,15 @@ def telegram() -> None:
     def load_engine() -> Engine:
         return open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
 
+    token = settings.telegram_token()
     try:
         run(settings, load_engine)
     except InvalidToken:
         raise click.ClickException("Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather") from None
+    except NetworkError as exc:
+        detail = str(exc).replace(token, "[REDACTED]")
+        raise click.ClickException(
+            f"cannot reach the Telegram Bot API at {settings.telegram_base_url} ({detail}); check the network"
+        ) from None
+    except TelegramError as exc:
+        raise click.ClickException(f"Telegram: {str(exc).replace(token, '[REDACTED]')}") from None

@@ -504,7 +504,7 @@ async def _with_retries(send: Callable[[], Awaitable[object]]) -> None:
             if attempt == SEND_ATTEMPTS - 1:
                 raise
             delay = 2.0**attempt
-            log.warning("Sending to Telegram failed (%s); trying again in %.0f s", exc.message, delay)
+            log.warning("Sending to Telegram failed (%s); trying again in %.0f s", exc.message[:100], delay)
             await asyncio.sleep(delay)
 
 
