@@ -1506,6 +1506,16 @@ class FakeTelegram:
             ):
                 log.clear()
 
+    def forget_history(self) -> None:
+        """``clear_log`` plus the stored messages, built updates and delivered ids: for long load tests, so that
+        the fake's own records do not count as the bot's memory. Chats, users and the queue stay."""
+        with self._lock:
+            self.clear_log()
+            self._messages.clear()
+            self._built_updates.clear()
+            self._delivered_ids.clear()
+            self._dropped_updates.clear()
+
     # -- waiting (async variants poll, so the bot's event loop keeps running) ------------------------
 
     async def wait_for(
