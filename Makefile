@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
-.PHONY: install console index bot test lint eval bench clean
+.PHONY: install console index bot test test-slow lint eval bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ lint: $(INSTALLED)
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not slow"
+
+## The slow tests only: SIGKILL during index builds, 2,000 questions through the bot (several minutes).
+test-slow: $(INSTALLED)
+	$(VENV)/bin/pytest -q -m slow
 
 eval: $(INSTALLED)
 	$(PY) -m bot eval tests/data/dev_qa.jsonl

@@ -8,6 +8,7 @@ version serving. Builds are serialized by a lock file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 import os
@@ -25,10 +26,10 @@ import numpy as np
 
 from bot import store
 from bot.chunking import ChunkingSettings, chunk_sentences, split_clauses, split_sentences
-from bot.corpus import Article, CorpusFile, fingerprint, load_article, scan
+from bot.corpus import MAX_ARTICLE_BYTES, Article, CorpusFile, fingerprint, load_article, scan, text_key
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
-from bot.errors import ArticleError, BuildError, IndexStoreError
+from bot.errors import ArticleError, ArticleGoneError, BuildError, IndexStoreError
 from bot.manifest import chunking_manifest
 
 _BUILD_PREFIX = ".build-"
@@ -44,6 +45,7 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    duplicates: dict[str, str] = field(default_factory=dict)  # file → the file with the same article, indexed
     documents: int = 0
     chunks: int = 0
     sentences: int = 0
@@ -56,13 +58,17 @@ class BuildReport:
         head = f"Index {self.version} is up to date" if self.up_to_date else f"Built index {self.version}"
         counts = (
             f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed, "
-            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped; "
+            f"{len(self.unchanged)} unchanged, {len(self.skipped)} skipped, {len(self.duplicates)} duplicates; "
             f"{self.documents} articles, {self.chunks} chunks, {self.sentences} sentences; {self.seconds:.1f} s"
         )
         lines = [f"{head}: {counts}"]
         if self.full_reason:
             lines.append(f"Full rebuild: {self.full_reason}")
         lines += [f"  skipped {name}: {reason}" for name, reason in sorted(self.skipped.items())]
+        lines += [
+            f"  duplicate {name}: the same article as {original}, indexed once"
+            for name, original in sorted(self.duplicates.items())
+        ]
         return "\n".join(lines)
 
 
@@ -90,8 +96,15 @@ def build_index(
     *,
     full: bool = False,
     progress: ProgressFactory | None = None,
+    max_article_bytes: int = MAX_ARTICLE_BYTES,
+    strict: bool = False,
 ) -> BuildReport:
-    """Bring the index up to date with `corpus_dir`; see the module docstring for the guarantees."""
+    """Bring the index up to date with `corpus_dir`; see the module docstring for the guarantees.
+
+    A file that cannot be used is skipped and named in the report; with `strict`, any skip fails the build
+    (`BuildError`) and nothing is published. The same article under two names is indexed once, under the
+    first name in sorted order, and the other is named in `report.duplicates`.
+    """
     started = time.perf_counter()
     index_dir.mkdir(parents=True, exist_ok=True)
     with _build_lock(index_dir):
@@ -104,24 +117,40 @@ def build_index(
             report.up_to_date = True
             report.unchanged = sorted(previous.manifest.documents)
             report.skipped = {name: entry["reason"] for name, entry in previous.manifest.skipped.items()}
+            report.duplicates = dict(previous.manifest.raw.get("duplicates", {}))
             _count(report, previous.data)
             report.seconds = time.perf_counter() - started
+            _refuse_skips(report, strict)
             return report
 
         reusable = _previous_parts(previous)
         previous_hashes = _current_documents(index_dir)
         parts: list[_ArticleParts] = []
         to_embed: list[Article] = []
-        for file in files:
+        seen: dict[str, str] = {}  # text key → the file indexed with that text
+        gone: set[str] = set()
+        for number, file in enumerate(files):
             old = reusable.get(file.name)
             if old is not None and old.document.content_hash == file.sha256:
+                if _is_duplicate(report, seen, file.name, old.document.text):
+                    continue
                 parts.append(old)
                 report.unchanged.append(file.name)
                 continue
             try:
-                to_embed.append(load_article(file))
+                article = load_article(file, max_article_bytes)
+            except ArticleGoneError:  # Deleted since the scan: the corpus no longer has it.
+                gone.add(file.name)
+                continue
             except ArticleError as exc:
                 report.skipped[file.name] = str(exc)
+                continue
+            if article.content_hash != file.sha256:  # Rewritten since the scan: what was read is what counts.
+                files[number] = dataclasses.replace(file, sha256=article.content_hash)
+            if not _is_duplicate(report, seen, file.name, article.text):
+                to_embed.append(article)
+        files = [file for file in files if file.name not in gone]
+        _refuse_skips(report, strict)
         embedded = _embed_articles(to_embed, embedder, chunking, progress, report)
         for part in embedded:
             previous_hash = previous_hashes.get(part.document.doc_id)
@@ -132,7 +161,7 @@ def build_index(
             else:  # Re-embedded only because the model or the chunking changed.
                 report.unchanged.append(part.document.doc_id)
         parts += embedded
-        present = {part.document.doc_id for part in parts} | set(report.skipped)
+        present = {part.document.doc_id for part in parts} | set(report.skipped) | set(report.duplicates)
         report.removed = sorted(previous_hashes.keys() - present)
 
         if not parts:
@@ -142,11 +171,32 @@ def build_index(
             )
         parts.sort(key=lambda part: part.document.doc_id)
         data = _assemble(parts, embedder.dimension)
+        _refuse_skips(report, strict)
         manifest = _manifest(embedder, chunking, files, parts, report.skipped)
+        manifest["duplicates"] = dict(sorted(report.duplicates.items()))
         report.version = _publish(index_dir, data, manifest)
         _count(report, data)
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _is_duplicate(report: BuildReport, seen: dict[str, str], name: str, text: str) -> bool:
+    """Whether `name` holds an article already taken under another name (and then record it as a duplicate)."""
+    key = text_key(text)
+    original = seen.setdefault(key, name)
+    if original == name:
+        return False
+    report.duplicates[name] = original
+    return True
+
+
+def _refuse_skips(report: BuildReport, strict: bool) -> None:
+    if strict and report.skipped:
+        raise BuildError(
+            f"{len(report.skipped)} file(s) could not be used and --strict forbids skipping them; nothing was "
+            "published, the previous index is still in use"
+            + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
+        )
 
 
 def _count(report: BuildReport, data: store.IndexData) -> None:

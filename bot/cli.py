@@ -18,6 +18,10 @@ from bot.errors import BotError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Exit statuses of `python -m bot build` (README, "Commands"): 1 is any error (nothing was published),
+# 2 a usage error (click's), and 3 a build that was published but skipped some files.
+EXIT_SKIPPED = 3
+
 
 def _settings() -> Settings:
     try:
@@ -64,9 +68,14 @@ def cli() -> None:
 @cli.command()
 @click.option("--full", is_flag=True, help="Rebuild from scratch instead of re-embedding only what changed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--strict", is_flag=True, help="Fail (status 1, nothing published) when any file would be skipped.")
 @user_errors
-def build(full: bool, quiet: bool) -> None:
-    """Rebuild the index from the corpus folder (incremental and atomic)."""
+def build(full: bool, quiet: bool, strict: bool) -> None:
+    """Rebuild the index from the corpus folder (incremental and atomic).
+
+    Exit status: 0 built (or up to date) with every file; 3 built, but some files were skipped (named in the
+    summary); 1 failed, nothing published (with --strict, also when a file would be skipped).
+    """
     settings = _settings()
     _setup_logging(settings)
     from tqdm import tqdm
@@ -80,9 +89,21 @@ def build(full: bool, quiet: bool) -> None:
         return tqdm(total=total, unit="article", desc="Embedding", disable=quiet, file=sys.stderr)
 
     report = build_index(
-        settings.corpus_dir, settings.index_dir, embedder, settings.chunking, full=full, progress=progress
+        settings.corpus_dir,
+        settings.index_dir,
+        embedder,
+        settings.chunking,
+        full=full,
+        progress=progress,
+        max_article_bytes=settings.max_article_bytes,
+        strict=strict,
     )
     click.echo(report.summary())
+    if report.skipped:
+        click.echo(
+            f"{len(report.skipped)} file(s) skipped: see the reasons above (exit status {EXIT_SKIPPED})", err=True
+        )
+        sys.exit(EXIT_SKIPPED)
 
 
 def _report_rebuild(reason: str, report: BuildReport) -> None:
@@ -211,7 +232,7 @@ def telegram() -> None:
     """Run the Telegram bot (long polling, or a webhook when WEBHOOK_URL is set)."""
     settings = _settings()
     _setup_logging(settings)
-    from telegram.error import InvalidToken
+    from telegram.error import InvalidToken, NetworkError, TelegramError
 
     from bot.service import load_embedder, open_engine
     from bot.telegram.app import run
@@ -222,7 +243,15 @@ def telegram() -> None:
     def load_engine() -> Engine:
         return open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
 
+    token = settings.telegram_token()
     try:
         run(settings, load_engine)
     except InvalidToken:
         raise click.ClickException("Telegram refused TELEGRAM_BOT_TOKEN: check it with @BotFather") from None
+    except NetworkError as exc:
+        detail = str(exc).replace(token, "[REDACTED]")
+        raise click.ClickException(
+            f"cannot reach the Telegram Bot API at {settings.telegram_base_url} ({detail}); check the network"
+        ) from None
+    except TelegramError as exc:
+        raise click.ClickException(f"Telegram: {str(exc).replace(token, '[REDACTED]')}") from None

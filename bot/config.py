@@ -11,8 +11,10 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.chunking import ChunkingSettings
+from bot.corpus import MAX_ARTICLE_BYTES
 from bot.embedding import DEFAULT_MODEL
 from bot.errors import ConfigError
+from bot.feedback import MAX_VOTES
 
 # What @BotFather hands out: the bot's numeric id, a colon, and a secret of letters, digits, _ and -.
 _TOKEN = re.compile(r"^\d{5,}:[A-Za-z0-9_-]{30,}$")
@@ -30,6 +32,7 @@ class Settings(BaseSettings):
     embedding_model: str = DEFAULT_MODEL
     chunk_max_words: int = Field(default=110, ge=20, le=400)
     chunk_overlap_sentences: int = Field(default=1, ge=0, le=5)
+    max_article_bytes: int = Field(default=MAX_ARTICLE_BYTES, ge=1)
     max_question_chars: int = Field(default=500, ge=20)
     history_turns: int = Field(default=3, ge=0, le=20)
     log_level: str = "INFO"
@@ -44,7 +47,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
-    feedback_file: Path = Path("data/feedback.jsonl")
+    feedback_file: Path = Path("data/feedback.sqlite")
+    feedback_max_votes: int = Field(default=MAX_VOTES, ge=1)
+    feedback_retention_days: int = Field(default=0, ge=0)
     questions_per_minute: int = Field(default=12, ge=1)
     chat_memory_minutes: int = Field(default=60, ge=1)
     chats_remembered: int = Field(default=10_000, ge=1)

@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from charset_normalizer import CharsetMatch, from_bytes
 
 from bot.cleaning import clean_text, looks_hard_wrapped, markdown_to_text, unwrap
 from bot.embedding import sha256_file
-from bot.errors import ArticleError
+from bot.errors import ArticleError, ArticleGoneError
 
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html"}
-MAX_ARTICLE_BYTES = 5 * 1024 * 1024
+MAX_ARTICLE_BYTES = 5 * 1024 * 1024  # the default of the setting MAX_ARTICLE_BYTES
+# A legacy encoding is trusted only when charset-normalizer finds the decoded text this clean (mess ratio) and
+# this much like a known language (coherence); anything less is skipped rather than indexed as mojibake.
+MAX_ENCODING_CHAOS = 0.1
+MIN_ENCODING_COHERENCE = 0.2
+# Most used first, in charset-normalizer's names: the tie-break between encodings that fit a text equally well.
+_COMMON_ENCODINGS = ("utf_8", "cp1252", "latin_1", "iso8859_15", "cp1251", "koi8_r", "cp1250", "iso8859_2", "cp1254")
+_SYMLINK = "a symbolic link; links are not followed, copy the article into the corpus folder"
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.-]{1,40})""", re.IGNORECASE)
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?---[ \t]*(?:\n|\Z)", re.DOTALL)
 _FIELD_ALIASES = {
     "title": ("title", "headline"),
@@ -55,11 +66,22 @@ class Article:
 
 
 def scan(corpus_dir: Path) -> list[CorpusFile]:
-    """Every candidate file below `corpus_dir`, sorted by name; hidden files and folders are ignored."""
+    """Every candidate file below `corpus_dir`, sorted by name; hidden files and folders are ignored.
+
+    Symbolic links are never followed (a link could point anywhere on the machine): a linked file is listed
+    as unreadable with its reason, and linked folders are not entered. Only regular files are read, so a
+    named pipe or a device in the folder cannot block or feed the build.
+    """
     files = []
     for path in sorted(corpus_dir.rglob("*")):
         relative = path.relative_to(corpus_dir)
-        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink():
+            if path.is_file():
+                files.append(CorpusFile(path, relative.as_posix(), "", 0, _SYMLINK))
+            continue
+        if not path.is_file():
             continue
         try:
             size, digest = path.stat().st_size, sha256_file(path)
@@ -88,20 +110,18 @@ def load_article(file: CorpusFile, max_bytes: int = MAX_ARTICLE_BYTES) -> Articl
     if file.size == 0:
         raise ArticleError("empty file")
     if file.size > max_bytes:
-        raise ArticleError(f"too large ({file.size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB)")
-    try:
-        data = file.path.read_bytes()
-    except OSError as exc:
-        raise ArticleError(f"cannot be read ({exc.strerror or exc})") from None
+        raise _too_large(file.size, max_bytes)
+    data = _read_limited(file.path, max_bytes)
+    if not data:
+        raise ArticleError("empty file")
     if b"\0" in data[:8192]:
         raise ArticleError("binary file, not text")
+    # The bytes read are what is indexed: if the file was rewritten since the scan, its hash follows them.
+    content_hash = hashlib.sha256(data).hexdigest()
     if kind == "html":
         meta, headline, body = _read_html(data)
     else:
-        try:
-            text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
-        except UnicodeDecodeError as exc:
-            raise ArticleError(f"not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8") from None
+        text = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
         meta, headline, body = _read_markdown(text) if kind == "markdown" else _read_plain(text)
     if not body.strip():
         raise ArticleError("no article text left after removing page furniture")
@@ -113,20 +133,108 @@ def load_article(file: CorpusFile, max_bytes: int = MAX_ARTICLE_BYTES) -> Articl
         published=_date_field(meta),
         url=_url_field(meta),
         text=body,
-        content_hash=file.sha256,
+        content_hash=content_hash,
     )
 
 
-def load_corpus(corpus_dir: Path) -> tuple[list[Article], dict[str, str]]:
+def load_corpus(corpus_dir: Path, max_bytes: int = MAX_ARTICLE_BYTES) -> tuple[list[Article], dict[str, str]]:
     """All readable articles, and the reason for every file that was skipped."""
     articles: list[Article] = []
     skipped: dict[str, str] = {}
     for file in scan(corpus_dir):
         try:
-            articles.append(load_article(file))
+            articles.append(load_article(file, max_bytes))
         except ArticleError as exc:
             skipped[file.name] = str(exc)
     return articles, skipped
+
+
+def text_key(text: str) -> str:
+    """What makes two articles the same article: their cleaned text, white space aside."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without a byte-order mark), else a legacy encoding charset-normalizer is confident of.
+
+    Raises `ArticleError` when the encoding cannot be told with confidence: mojibake is worse than a skip.
+    """
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start
+
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is not None:
+        # Single-byte encodings often fit equally well (é in cp1252 is ŕ in cp1250): among equals, prefer the
+        # ones news sites used most.
+        tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+        best = min(tied, key=_preference)
+    if best is None or best.chaos > MAX_ENCODING_CHAOS or best.coherence < MIN_ENCODING_COHERENCE:
+        raise ArticleError(
+            f"not UTF-8 text (invalid byte at offset {offset}) and its encoding could not be detected with "
+            "confidence; save it as UTF-8"
+        )
+    return str(best)
+
+
+def _preference(match: CharsetMatch) -> int:
+    names = {match.encoding, *match.could_be_from_charset}
+    return min((i for i, name in enumerate(_COMMON_ENCODINGS) if name in names), default=len(_COMMON_ENCODINGS))
+
+
+def _decode_html(data: bytes) -> bytes | str:
+    """HTML as trafilatura should get it: UTF-8 bytes as they are, anything else decoded here."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return data
+    declared = _META_CHARSET.search(data[:4096])
+    if declared:
+        try:
+            return _without_xml_declaration(data.decode(declared.group(1).decode("ascii")))
+        except (LookupError, UnicodeDecodeError):
+            pass
+    return _without_xml_declaration(decode_text(data))
+
+
+def _without_xml_declaration(text: str) -> str:
+    # lxml refuses a str that still declares its encoding.
+    return re.sub(r"\A\s*<\?xml[^>]*\?>", "", text)
+
+
+def _read_limited(path: Path, max_bytes: int) -> bytes:
+    """At most `max_bytes` of a regular file, never through a symbolic link (the file may have changed since
+    the scan: deleted, grown, or replaced by a link)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ArticleGoneError("deleted while the build was reading the corpus") from None
+    except OSError as exc:
+        if path.is_symlink():
+            raise ArticleError(_SYMLINK) from None
+        raise ArticleError(f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ArticleError("not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as stream:
+            data = stream.read(max_bytes + 1)
+    except OSError as exc:
+        raise ArticleError(f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise _too_large(len(data), max_bytes)
+    return data
+
+
+def _too_large(size: int, max_bytes: int) -> ArticleError:
+    return ArticleError(
+        f"too large ({size:,} bytes or more; the limit is {max_bytes:,} bytes, setting MAX_ARTICLE_BYTES)"
+    )
 
 
 def _read_markdown(text: str) -> tuple[dict[str, Any], str | None, str]:
@@ -155,9 +263,10 @@ def _read_html(data: bytes) -> tuple[dict[str, Any], str | None, str]:
         import trafilatura  # Imported here: it is slow to import and only HTML articles need it.
     except ImportError as exc:
         raise ArticleError(f"HTML articles need trafilatura, which cannot be imported: {exc}") from None
+    html_text = _decode_html(data)
     try:
         document = trafilatura.bare_extraction(
-            data, include_comments=False, include_tables=False, favor_precision=True, with_metadata=True
+            html_text, include_comments=False, include_tables=False, favor_precision=True, with_metadata=True
         )
     except Exception as exc:  # trafilatura raises many kinds on broken markup; any of them means "skip".
         raise ArticleError(f"HTML could not be parsed: {_first_line(exc)}") from None

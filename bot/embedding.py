@@ -96,7 +96,8 @@ class SentenceTransformerEmbedder:
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            self._model = SentenceTransformer(location, device=device, local_files_only=True)
+            # A model's own Python code is never run: only weights and configuration are read.
+            self._model = SentenceTransformer(location, device=device, local_files_only=True, trust_remote_code=False)
         except Exception as exc:  # Any failure to load means the same to a user: this model is unusable.
             raise ModelError(
                 f"could not load the embedding model {name!r} from local files ({type(exc).__name__}: "

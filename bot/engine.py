@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import html
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -14,14 +12,13 @@ from bot.answer import Candidates, Choice, Decision, Question, SentenceScorer, W
 from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder
 from bot.live_index import LiveIndex
+from bot.markup import strip_markup
 from bot.scorer import ScorerParams
 from bot.search import search
 from bot.store import Document, LoadedIndex, open_index
 
 # Chunks retrieved per question: their sentences are the candidates for the answer.
 PASSAGES = 8
-# HTML tags (a "<" followed by a letter or "/": "<30%" is not a tag) and Markdown emphasis or code marks.
-_MARKUP = re.compile(r"</?[A-Za-z][^<>\n]{0,200}>|```|\*\*|__|~~|`")
 
 
 class Outcome(Enum):
@@ -270,6 +267,5 @@ def _citation(n: int, document: Document, sentences: list[int], index: LoadedInd
 
 
 def clean_question(text: str) -> str:
-    """The question without markup, entities or runs of white space."""
-    text = _MARKUP.sub(" ", html.unescape(text))
-    return " ".join(text.split())
+    """The question without markup, entities, invisible characters or runs of white space (see bot/markup.py)."""
+    return strip_markup(text)

@@ -21,6 +21,10 @@ class ArticleError(BotError):
     """A corpus file cannot be read as an article; the message is the reason it was skipped."""
 
 
+class ArticleGoneError(ArticleError):
+    """The file was deleted after the corpus folder was scanned: it is no longer part of the corpus."""
+
+
 class IndexStoreError(BotError):
     """The index on disk cannot be used."""
 

@@ -33,7 +33,13 @@ def open_engine(
     except IndexMissingError:
         reason = "no index has been built yet"
     if reason is not None:
-        report = build_index(settings.corpus_dir, settings.index_dir, embedder, settings.chunking)
+        report = build_index(
+            settings.corpus_dir,
+            settings.index_dir,
+            embedder,
+            settings.chunking,
+            max_article_bytes=settings.max_article_bytes,
+        )
         if on_rebuild is not None:
             on_rebuild(reason, report)
         else:

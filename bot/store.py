@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.embedding import Embedder, Vectors, sha256_file
-from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.manifest import Manifest
 
 FORMAT_VERSION = 1
@@ -39,6 +40,10 @@ SENTENCE_VECTORS = "sentence_vectors.npy"
 CLAUSE_VECTORS = "clause_vectors.npy"
 SQLITE_FILE = "store.sqlite"
 BM25_DIR = "bm25"
+# What `CURRENT` may name: a version directory right inside the index folder, never a path elsewhere.
+_VERSION_NAME = re.compile(r"^v-[A-Za-z0-9_-]{1,100}$")
+# The way out of every damaged or mismatched index, named in every refusal.
+REBUILD_HINT = "rebuild it with 'python -m bot build --full'"
 # Up to this many chunks FAISS searches exhaustively (exact); past it, an HNSW graph keeps search fast.
 EXACT_SEARCH_MAX_CHUNKS = 50_000
 
@@ -119,12 +124,21 @@ def current_version(index_dir: Path) -> str | None:
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file in a version directory except the manifest, by relative path."""
-    return {
-        path.relative_to(directory).as_posix(): sha256_file(path)
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    }
+    """SHA-256 of every file in a version directory except the manifest, by relative path.
+
+    Anything else found there (a folder of its own, a link, a pipe) is listed with the hash "foreign", so
+    that it never matches a manifest and the version is refused.
+    """
+    hashes = {}
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            hashes[name] = "foreign"
+        elif path.is_file() and name != MANIFEST:
+            hashes[name] = sha256_file(path)
+        elif path.is_dir() and name != BM25_DIR:
+            hashes[name] = "foreign"
+    return hashes
 
 
 def make_faiss_index(vectors: Vectors) -> tuple[Any, str]:
@@ -205,6 +219,8 @@ def _write_sqlite(path: Path, data: IndexData) -> None:
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of a version directory, checked for shape: a garbled one raises `IndexCorruptError`, one of
+    another format `IndexMismatchError`."""
     try:
         manifest: dict[str, Any] = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -213,28 +229,79 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise IndexCorruptError(f"{directory / MANIFEST} is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict):
         raise IndexCorruptError(f"{directory / MANIFEST} is not a JSON object")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexMismatchError(
+            f"the index has format {manifest.get('format_version')!r}, this version reads {FORMAT_VERSION}"
+        )
+    problem = _manifest_problem(manifest, directory.name)
+    if problem:
+        raise IndexCorruptError(f"{directory / MANIFEST} is garbled: {problem}")
     return manifest
+
+
+def _manifest_problem(manifest: dict[str, Any], version: str) -> str | None:
+    """What is wrong with the shape of a manifest that parsed as JSON, or None."""
+
+    def strings(value: object) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+    model = manifest.get("model")
+    if not isinstance(model, dict) or not all(isinstance(model.get(key), str) for key in ("name", "fingerprint")):
+        return "the model is not described"
+    dimension = model.get("dimension")
+    if type(dimension) is not int or dimension <= 0:
+        return f"the model dimension {dimension!r} is not a positive whole number"
+    if "files" not in manifest:
+        return "it lists no files"
+    if not strings(manifest["files"]):
+        return "the file list is not a mapping of names to hashes"
+    if manifest.get("version", version) != version:
+        return f"it describes version {manifest.get('version')!r}, not {version!r}"
+    documents = manifest.get("documents")
+    if not isinstance(documents, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("content_hash"), str) for entry in documents.values()
+    ):
+        return "the document list is not a mapping of names to content hashes"
+    skipped = manifest.get("skipped", {})
+    if not isinstance(skipped, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("reason"), str) for entry in skipped.values()
+    ):
+        return "the list of skipped files is not a mapping of names to reasons"
+    if not strings(manifest.get("duplicates", {})):
+        return "the list of duplicates is not a mapping of names"
+    for key in ("chunking", "counts"):
+        if not isinstance(manifest.get(key, {}), dict):
+            return f"{key!r} is not a mapping"
+    if not isinstance(manifest.get("corpus_fingerprint", ""), str):
+        return "the corpus fingerprint is not text"
+    return None
 
 
 def open_index(index_dir: Path, embedder: Embedder | None = None, version: str | None = None) -> LoadedIndex:
     """Read and verify the index `CURRENT` names (or `version`).
 
     Raises `IndexMissingError` when there is none, `IndexCorruptError` when a file is missing or altered, and
-    `IndexMismatchError` when it was built for another format or for a model other than `embedder`.
+    `IndexMismatchError` when it was built for another format or for a model other than `embedder`. Every
+    message but the first ends with the way out, `python -m bot build --full`.
     """
     version = version or current_version(index_dir)
     if version is None:
         raise IndexMissingError(f"no index in {index_dir}: build it with 'python -m bot build'")
+    try:
+        return _open_version(index_dir, version, embedder)
+    except IndexStoreError as exc:
+        if "build --full" in str(exc):
+            raise
+        raise type(exc)(f"{exc}; {REBUILD_HINT}") from None
+
+
+def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> LoadedIndex:
+    if not _VERSION_NAME.match(version):
+        raise IndexCorruptError(f"{index_dir / CURRENT} names {version[:120]!r}, which is not an index version")
     directory = index_dir / version
-    if not directory.is_dir():
+    if directory.is_symlink() or not directory.is_dir():
         raise IndexCorruptError(f"{index_dir / CURRENT} names {version!r}, which does not exist")
-    raw = read_manifest(directory)
-    if raw.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"the index has format {raw.get('format_version')!r}, this version reads {FORMAT_VERSION}; "
-            "rebuild it with 'python -m bot build --full'"
-        )
-    manifest = Manifest.parse(raw, str(directory / MANIFEST))
+    manifest = Manifest.parse(read_manifest(directory), str(directory / MANIFEST))
     manifest.check_model(embedder)
     expected = manifest.files
     actual = file_hashes(directory)
@@ -251,6 +318,8 @@ def open_index(index_dir: Path, embedder: Embedder | None = None, version: str |
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
         raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
     dimension = manifest.model.dimension
+    if faiss_index.d != dimension or (embedder is not None and dimension != embedder.dimension):
+        raise IndexMismatchError(f"index {version} holds vectors of {faiss_index.d} dimensions, not {dimension}")
     if (
         faiss_index.ntotal != len(data.chunks)
         or data.sentence_vectors.shape != (len(data.sentences), dimension)

@@ -77,6 +77,7 @@ __all__ = [
     "FakeChat",
     "FakeTelegram",
     "FakeUser",
+    "InlineAnswer",
     "ParsedText",
     "SentMessage",
     "UploadedFile",
@@ -574,6 +575,17 @@ class CallbackAnswer:
 
 
 @dataclass(frozen=True)
+class InlineAnswer:
+    """An answerInlineQuery call that Telegram accepted; each result's message text already checked."""
+
+    inline_query_id: str
+    results: list[dict[str, Any]]
+    button: dict[str, Any] | None
+    cache_time: int | None
+    is_personal: bool
+
+
+@dataclass(frozen=True)
 class ChatAction:
     chat_id: int
     action: str
@@ -660,10 +672,13 @@ _BOOL_FIELDS = frozenset(
         "protect_content",
         "allow_sending_without_reply",
         "disable_web_page_preview",
+        "is_personal",
     }
 )
 _JSON_FIELDS = {
     "reply_markup": ERR_MARKUP_JSON,
+    "results": "Bad Request: can't parse inline query results JSON object",
+    "button": "Bad Request: can't parse inline query results button JSON object",
     "entities": "Bad Request: can't parse entities JSON object",
     "caption_entities": "Bad Request: can't parse entities JSON object",
     "commands": "Bad Request: can't parse commands JSON object",
@@ -904,6 +919,8 @@ class FakeTelegram:
         self._sent: list[SentMessage] = []
         self._edits: list[Edit] = []
         self._callback_answers: list[CallbackAnswer] = []
+        self._inline_queries: set[str] = set()
+        self._inline_answers: list[InlineAnswer] = []
         self._chat_actions: list[ChatAction] = []
         self._deleted: list[tuple[int, int]] = []
         self.closed = False
@@ -919,6 +936,7 @@ class FakeTelegram:
             "editMessageReplyMarkup": self._m_edit_message_reply_markup,
             "deleteMessage": self._m_delete_message,
             "answerCallbackQuery": self._m_answer_callback_query,
+            "answerInlineQuery": self._m_answer_inline_query,
             "sendChatAction": self._m_send_chat_action,
             "setWebhook": self._m_set_webhook,
             "deleteWebhook": self._m_delete_webhook,
@@ -1273,6 +1291,20 @@ class FakeTelegram:
             self._emit("callback_query", payload, deliver)
             return query_id
 
+    def push_inline_query(
+        self, user: FakeUser, query: str, *, chat_type: str | None = "private", deliver: bool = True
+    ) -> str:
+        """The user typed "@bot <query>" in some chat; returns the inline query id (the update: ``last_update``)."""
+        with self._lock:
+            query_id = f"{5_000_000_000_000_000 + self._next_callback}"
+            self._next_callback += 1
+            self._inline_queries.add(query_id)
+            payload: dict[str, Any] = {"id": query_id, "from": user.to_dict(), "query": query, "offset": ""}
+            if chat_type is not None:
+                payload["chat_type"] = chat_type
+            self._emit("inline_query", payload, deliver)
+            return query_id
+
     def push_my_chat_member(
         self,
         chat: FakeChat,
@@ -1308,6 +1340,9 @@ class FakeTelegram:
             if "update_id" not in update:
                 update = {"update_id": self._take_update_id(), **update}
             self._mark_chats_seen(update)
+            query = update.get("callback_query")
+            if isinstance(query, dict) and isinstance(query.get("id"), str):
+                self._callbacks[query["id"]] = FakeChat(0, "private")  # answerable, like a pushed one
             self._built_updates.append(update)
             if deliver:
                 self._enqueue(update)
@@ -1408,6 +1443,11 @@ class FakeTelegram:
             return list(self._callback_answers)
 
     @property
+    def inline_answers(self) -> list[InlineAnswer]:
+        with self._lock:
+            return list(self._inline_answers)
+
+    @property
     def chat_actions(self) -> list[ChatAction]:
         with self._lock:
             return list(self._chat_actions)
@@ -1460,10 +1500,21 @@ class FakeTelegram:
                 self._sent,
                 self._edits,
                 self._callback_answers,
+                self._inline_answers,
                 self._chat_actions,
                 self._deleted,
             ):
                 log.clear()
+
+    def forget_history(self) -> None:
+        """``clear_log`` plus the stored messages, built updates and delivered ids: for long load tests, so that
+        the fake's own records do not count as the bot's memory. Chats, users and the queue stay."""
+        with self._lock:
+            self.clear_log()
+            self._messages.clear()
+            self._built_updates.clear()
+            self._delivered_ids.clear()
+            self._dropped_updates.clear()
 
     # -- waiting (async variants poll, so the bot's event loop keeps running) ------------------------
 
@@ -2076,6 +2127,51 @@ class FakeTelegram:
                 show_alert=bool(params.get("show_alert", False)),
                 url=params.get("url"),
                 cache_time=None if cache_time is None else int(cache_time),
+            )
+        )
+        self._cond.notify_all()
+        return True
+
+    def _m_answer_inline_query(self, params: dict[str, Any]) -> bool:
+        """Approximate: only article results with text content are modelled; each is checked like a message."""
+        query_id = str(params.get("inline_query_id") or "")
+        if query_id not in self._inline_queries:
+            raise _ApiFailure(400, ERR_QUERY_INVALID)
+        results = params.get("results")
+        if not isinstance(results, list) or len(results) > 50:
+            raise _ApiFailure(400, "Bad Request: RESULTS_TOO_MUCH" if isinstance(results, list) else "Bad Request")
+        ids = set()
+        for result in results:
+            if not isinstance(result, dict) or result.get("type") != "article":
+                raise _ApiFailure(400, "Bad Request: RESULT_TYPE_INVALID")
+            result_id = result.get("id")
+            if not isinstance(result_id, str) or not 1 <= len(result_id.encode()) <= 64 or result_id in ids:
+                raise _ApiFailure(400, "Bad Request: RESULT_ID_INVALID")
+            ids.add(result_id)
+            if not isinstance(result.get("title"), str) or not result["title"].strip():
+                raise _ApiFailure(400, "Bad Request: RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content")
+            if not isinstance(content, dict):
+                raise _ApiFailure(400, "Bad Request: MESSAGE_EMPTY")
+            self._formatted_text({"text": content.get("message_text"), "parse_mode": content.get("parse_mode")})
+            if "reply_markup" in result:
+                self._reply_markup({"reply_markup": result["reply_markup"]}, inline_only=True)
+        button = params.get("button")
+        if button is not None and (
+            not isinstance(button, dict)
+            or not str(button.get("text") or "").strip()
+            or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(button.get("start_parameter") or ""))
+        ):
+            raise _ApiFailure(400, "Bad Request: BUTTON_INVALID")
+        self._inline_queries.discard(query_id)  # answered once
+        cache_time = params.get("cache_time")
+        self._inline_answers.append(
+            InlineAnswer(
+                query_id,
+                copy.deepcopy(results),
+                copy.deepcopy(button),
+                None if cache_time is None else int(cache_time),
+                bool(params.get("is_personal", False)),
             )
         )
         self._cond.notify_all()

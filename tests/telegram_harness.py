@@ -7,13 +7,14 @@ The engine comes ready-made (usually on the fake embedder), so no test loads a r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fake_telegram import DEFAULT_TOKEN, FakeTelegram
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.config import Settings
@@ -26,12 +27,21 @@ def bot_settings(server: FakeTelegram, tmp_path: Path, **overrides: Any) -> Sett
     values: dict[str, Any] = {
         "telegram_bot_token": server.token,
         "telegram_base_url": server.base_url,
-        "feedback_file": tmp_path / "feedback.jsonl",
+        "feedback_file": tmp_path / "feedback.sqlite",
         "index_dir": tmp_path / "index",
         "corpus_dir": tmp_path / "corpus",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def forward_polling_errors(application: Application) -> Callable[[TelegramError], None]:  # type: ignore[type-arg]
+    """What `run_polling` does with errors while fetching updates: hand them to the error handlers."""
+
+    def forward(error: TelegramError) -> None:
+        application.create_task(application.process_error(error=error, update=None))
+
+    return forward
 
 
 @asynccontextmanager
@@ -42,7 +52,12 @@ async def running_bot(settings: Settings, engine: Engine, *, poll: bool = True) 
         assert application.post_init is not None
         await application.post_init(application)
         if poll and application.updater is not None:
-            await application.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+            await application.updater.start_polling(
+                poll_interval=0.0,
+                timeout=1,
+                allowed_updates=Update.ALL_TYPES,
+                error_callback=forward_polling_errors(application),
+            )
         await application.start()
         try:
             yield application
@@ -52,4 +67,4 @@ async def running_bot(settings: Settings, engine: Engine, *, poll: bool = True) 
             await application.stop()
 
 
-__all__ = ["DEFAULT_TOKEN", "bot_settings", "running_bot"]
+__all__ = ["DEFAULT_TOKEN", "bot_settings", "forward_polling_errors", "running_bot"]

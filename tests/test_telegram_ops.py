@@ -532,7 +532,7 @@ def fake_cli(root: Path, server: FakeTelegram, **settings: str) -> tuple[list[st
         TELEGRAM_BASE_URL=server.base_url,
         CORPUS_DIR=str(corpus),
         INDEX_DIR=str(root / "index"),
-        FEEDBACK_FILE=str(root / "feedback.jsonl"),
+        FEEDBACK_FILE=str(root / "feedback.sqlite"),
         **settings,
     )
     return [PYTHON, "-c", CLI_ON_FAKE_EMBEDDER.format(tests=str(TESTS_DIR))], env, workdir
@@ -641,7 +641,7 @@ def test_real_cli_answers_then_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
             TELEGRAM_BASE_URL=server.base_url,
             CORPUS_DIR=str(corpus),
             INDEX_DIR=str(tmp_path / "index"),
-            FEEDBACK_FILE=str(tmp_path / "feedback.jsonl"),
+            FEEDBACK_FILE=str(tmp_path / "feedback.sqlite"),
         )
         built = subprocess.run(
             [PYTHON, "-m", "bot", "build", "--quiet"], env=env, cwd=workdir, capture_output=True, text=True, timeout=300

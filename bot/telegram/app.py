@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
+from http import HTTPStatus
+from types import TracebackType
+from typing import NoReturn
 
+import tornado.web
 from telegram import BotCommand, Update
 from telegram.ext import (
     AIORateLimiter,
@@ -13,13 +18,17 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     Defaults,
+    ExtBot,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
+from telegram.ext._utils import webhookhandler
 
 from bot.config import Settings
 from bot.engine import Engine
+from bot.errors import BotError
 from bot.feedback import FeedbackStore
 from bot.telegram import handlers
 from bot.telegram.examples import example_questions
@@ -35,8 +44,9 @@ COMMANDS = [
     BotCommand("ask", "Ask a question (in groups)"),
 ]
 MAX_CONCURRENT_UPDATES = 256
-# Only the updates some handler uses: reactions, member changes and the like would just pass the gates.
-UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+# Only the updates some handler uses: reactions, member changes and the like would just pass the gates
+# (any other kind that arrives all the same is stopped by `handlers.ignore_unserved`).
+UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 # Outgoing calls that hit Telegram's flood limit (429) are retried after the time Telegram asks for.
 FLOOD_RETRIES = 5
 
@@ -74,6 +84,44 @@ def install_redaction(*secrets: str) -> None:
         handler.addFilter(redact)
 
 
+class CheckedTelegramHandler(webhookhandler.TelegramHandler):
+    """python-telegram-bot's webhook endpoint, refusing a body that is not JSON or not an update with a 400 and
+    a one-line warning, where the original answers 500 or logs the body with a traceback."""
+
+    async def post(self) -> None:
+        self._validate_post()  # content type and secret token, as before (403)
+        try:
+            data = json.loads(self.request.body.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is one too
+            self._refuse("the body is not JSON")
+        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+            self._refuse("the body is not a Telegram update")
+        try:
+            update = Update.de_json(data, self.bot)
+        except Exception as exc:  # Whatever PTB cannot read is refused, never half-processed.
+            self._refuse(f"the update cannot be read ({type(exc).__name__})")
+        self.set_status(HTTPStatus.OK)
+        if isinstance(self.bot, ExtBot):
+            self.bot.insert_callback_data(update)
+        await self.update_queue.put(update)
+
+    def _refuse(self, why: str) -> NoReturn:
+        log.warning("Webhook: refused a request from %s: %s", self.request.remote_ip, why)
+        raise tornado.web.HTTPError(HTTPStatus.BAD_REQUEST, reason="Not a Telegram update")
+
+    def log_exception(
+        self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Refusals are logged by `_refuse`; only unexpected errors get a traceback."""
+        if not isinstance(value, tornado.web.HTTPError):
+            log.error("Webhook: error while receiving an update", exc_info=value)
+
+
+def install_webhook_checks() -> None:
+    """Make PTB's webhook server use `CheckedTelegramHandler` (it looks the class up when it starts)."""
+    webhookhandler.TelegramHandler = CheckedTelegramHandler  # type: ignore[misc]
+
+
 def file_url(base_url: str) -> str:
     """The file-download base URL that goes with a Bot API base URL ("…/bot" → "…/file/bot")."""
     root = base_url.rstrip("/")
@@ -95,12 +143,17 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
             engine=engine,
             memory=ChatMemory(settings.history_turns, settings.chats_remembered, settings.chat_memory_minutes * 60),
             limiter=RateLimiter(settings.questions_per_minute),
-            feedback=FeedbackStore(settings.feedback_file),
+            feedback=FeedbackStore(
+                settings.feedback_file,
+                max_votes=settings.feedback_max_votes,
+                retention_days=settings.feedback_retention_days,
+            ),
             examples=examples,
         )
         await application.bot.set_my_commands(COMMANDS)
         log.info("Serving index %s as @%s", engine.version, application.bot.username)
 
+    install_webhook_checks()
     application = (
         Application.builder()
         .token(token)
@@ -120,6 +173,7 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
 def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
     private = filters.ChatType.PRIVATE
     groups = filters.ChatType.GROUPS
+    application.add_handler(TypeHandler(Update, handlers.ignore_unserved), group=-3)
     application.add_handler(TypeHandler(Update, handlers.drop_duplicates), group=-2)
     application.add_handler(TypeHandler(Update, handlers.check_access), group=-1)
     application.add_handlers(
@@ -135,8 +189,11 @@ def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
             MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.TEXT & private, handlers.edited_text),
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & private, handlers.private_text),
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & groups, handlers.group_text),
-            MessageHandler(filters.UpdateType.MESSAGE & private & ~filters.TEXT, handlers.not_text),
+            MessageHandler(
+                filters.UpdateType.MESSAGE & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.not_text
+            ),
             CallbackQueryHandler(handlers.button),
+            InlineQueryHandler(handlers.inline_query),
         ]
     )
     application.add_error_handler(handlers.error_handler)
@@ -150,6 +207,7 @@ def run(settings: Settings, load_engine: Callable[[], Engine]) -> None:
     if webhook is None:
         log.info("Starting with long polling")
         application.run_polling(allowed_updates=UPDATES, bootstrap_retries=-1)
+        _check_stopped_cleanly(application)
         return
     url, path, secret = webhook
     log.info("Starting the webhook on %s:%s", settings.webhook_listen, settings.webhook_port)
@@ -162,3 +220,11 @@ def run(settings: Settings, load_engine: Callable[[], Engine]) -> None:
         allowed_updates=UPDATES,
         bootstrap_retries=-1,
     )
+    _check_stopped_cleanly(application)
+
+
+def _check_stopped_cleanly(application: Application) -> None:  # type: ignore[type-arg]
+    """A bot stopped by an error it cannot get past (see `handlers.error_handler`) exits with that error."""
+    reason = application.bot_data.get("stopping")
+    if reason:
+        raise BotError(str(reason))

@@ -7,12 +7,21 @@ import contextlib
 import html
 import logging
 import re
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    InputTextMessageContent,
+    Message,
+    Update,
+)
 from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.config import Settings
@@ -39,6 +48,18 @@ NOT_ALLOWED = "Sorry, this bot is private. Ask its owner to add you if you need 
 ADMIN_ONLY = "Sorry, that command is for the bot's administrators."
 OWN_COMMANDS = frozenset({"start", "help", "sources", "new", "ask", "stats", "reload"})
 TYPING_EVERY = 4.5  # seconds; Telegram shows "typing" for about five
+# The kinds of update the bot serves; every other kind (channel posts, polls, reactions, business messages,
+# payments, member changes, ...) is stopped at the first gate, before any other work.
+SERVED_UPDATES = ("message", "edited_message", "callback_query", "inline_query")
+# A reply that fails on the network (5xx, a dropped connection, a timeout) is sent again this many times in all,
+# after 1, 2, 4 ... seconds: an accepted question is answered, at the price of a rare duplicate after a timeout.
+SEND_ATTEMPTS = 4
+INLINE_HINT = "Type a whole question, ending with “?”"
+INLINE_PRIVATE = "This bot is private"
+CONFLICT = (
+    "Telegram refused to deliver updates (409 Conflict): another instance is polling with this bot token, or a "
+    "webhook is set. Stopping; run only one instance per token."
+)
 
 
 @dataclass
@@ -69,6 +90,21 @@ def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
 # Gates, run before the handlers (negative groups) ---------------------------------------------------------
 
 
+async def ignore_unserved(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stop every kind of update the bot does not serve, quietly (a membership change is logged)."""
+    member = update.my_chat_member
+    if member is not None:
+        log.info(
+            "The bot's status in %s chat %s changed from %s to %s",
+            member.chat.type,
+            member.chat.id,
+            member.old_chat_member.status,
+            member.new_chat_member.status,
+        )
+    if not any(getattr(update, kind) is not None for kind in SERVED_UPDATES):
+        raise ApplicationHandlerStop
+
+
 async def drop_duplicates(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stop an update Telegram delivered a second time (same update_id)."""
     if not services(context).seen.first_time(update.update_id):
@@ -86,7 +122,11 @@ async def check_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if (user_ok and chat_ok) or is_admin:
         return
     if update.callback_query:
-        await update.callback_query.answer(NOT_ALLOWED, show_alert=True)
+        await _answer_query(update, NOT_ALLOWED, show_alert=True)
+    elif update.inline_query:
+        await update.inline_query.answer(
+            [], cache_time=0, is_personal=True, button=InlineQueryResultsButton(INLINE_PRIVATE, start_parameter="help")
+        )
     elif update.effective_message and chat is not None and (chat.type == ChatType.PRIVATE or _addressed(update)):
         await update.effective_message.reply_text(NOT_ALLOWED)
     raise ApplicationHandlerStop
@@ -222,30 +262,80 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     found = services(context)
     kind, _, rest = (query.data or "").partition(":")
-    if kind == "ask" and rest.isdigit() and int(rest) < len(found.examples):
-        await query.answer()
+    if kind == "ask" and re.fullmatch(r"[0-9]{1,3}", rest) and int(rest) < len(found.examples):
+        await _answer_query(update)
         await answer_question(update, context, found.examples[int(rest)])
         return
     answer_id, _, vote = rest.partition(":")
     answer = found.answers.get(answer_id)
     if answer is None:
-        await query.answer("That answer is too old; please ask again.", show_alert=False)
+        await _answer_query(update, "That answer is too old; please ask again.")
         return
     if kind == "src":
-        await query.answer()
+        await _answer_query(update)
         for text in passages_messages(answer):
             await _send(update, context, text)
     elif kind == "vote" and vote in ("up", "down"):
         voter = (answer_id, query.from_user.id)
         if found.votes.get(voter) is not None:
-            await query.answer("You already voted on this answer. Thanks!")
+            await _answer_query(update, "You already voted on this answer. Thanks!")
             return
         found.votes.put(voter, True)
         chat_type = update.effective_chat.type if update.effective_chat else None
         await asyncio.to_thread(found.feedback.record, answer, vote, chat_type=chat_type)
-        await query.answer("Thanks for the feedback!")
+        await _answer_query(update, "Thanks for the feedback!")
     else:
-        await query.answer()
+        await _answer_query(update)
+
+
+async def _answer_query(update: Update, text: str | None = None, *, show_alert: bool = False) -> None:
+    """Answer a button press; one Telegram no longer accepts an answer for (too old) is let go quietly."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer(text, show_alert=show_alert)
+    except BadRequest as exc:
+        if "query is too old" not in exc.message and "query id is invalid" not in exc.message.lower():
+            raise
+        log.info("A button press was too old to answer (%s)", exc.message)
+
+
+# Inline mode ------------------------------------------------------------------------------------------------
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """ "@bot Who leads the party?" in any chat: the answer as one result to send.
+
+    Telegram sends an inline query on every keystroke, so only a finished question (ending with "?") is worked
+    on; it counts against the user's rate limit like any other.
+    """
+    query = update.inline_query
+    if query is None:
+        return
+    question = query.query.strip()
+    if not question.endswith("?"):
+        await query.answer([], cache_time=0, is_personal=True, button=_inline_button(INLINE_HINT))
+        return
+    found = services(context)
+    wait = found.limiter.retry_after(query.from_user.id)
+    if wait:
+        found.stats.rate_limited += 1
+        await query.answer([], cache_time=0, is_personal=True, button=_inline_button(f"Please wait {round(wait)} s"))
+        return
+    answer = await asyncio.to_thread(found.engine.answer, question, None)
+    _count(found.stats, answer)
+    result = InlineQueryResultArticle(
+        id=secrets.token_hex(8),
+        title=question[:200],
+        description=answer.text[:200],
+        input_message_content=InputTextMessageContent(answer_messages(answer)[0], parse_mode=ParseMode.HTML),
+    )
+    await query.answer([result], cache_time=0, is_personal=True)
+
+
+def _inline_button(text: str) -> InlineQueryResultsButton:
+    return InlineQueryResultsButton(text, start_parameter="help")
 
 
 # Answering --------------------------------------------------------------------------------------------------
@@ -380,26 +470,65 @@ async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None 
     if message is None:
         return
     try:
-        await message.reply_html(text, reply_markup=markup, do_quote=message.chat.type != ChatType.PRIVATE)
+        await _with_retries(
+            lambda: message.reply_html(text, reply_markup=markup, do_quote=message.chat.type != ChatType.PRIVATE)
+        )
     except BadRequest as exc:
         # Our HTML is escaped by construction; if Telegram still refuses it, send it as plain text.
         log.error("Telegram refused a reply (%s); sending it as plain text", exc.message)
-        await message.reply_text(html.unescape(TAG.sub("", text)), reply_markup=markup, do_quote=False)
+        await _with_retries(
+            lambda: message.reply_text(html.unescape(TAG.sub("", text)), reply_markup=markup, do_quote=False)
+        )
 
 
 async def _send(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Send to the update's chat (and forum topic), without quoting."""
     message = update.effective_message
-    if update.effective_chat:
+    chat = update.effective_chat
+    if chat:
         thread = message.message_thread_id if message is not None and message.is_topic_message else None
-        await context.bot.send_message(
-            update.effective_chat.id, text, parse_mode=ParseMode.HTML, message_thread_id=thread
+        await _with_retries(
+            lambda: context.bot.send_message(chat.id, text, parse_mode=ParseMode.HTML, message_thread_id=thread)
         )
 
 
+async def _with_retries(send: Callable[[], Awaitable[object]]) -> None:
+    """Send, and send again after a network failure (not after Telegram refused the message itself)."""
+    for attempt in range(SEND_ATTEMPTS):
+        try:
+            await send()
+            return
+        except BadRequest:
+            raise
+        except NetworkError as exc:  # 5xx, a dropped connection, a timeout
+            if attempt == SEND_ATTEMPTS - 1:
+                raise
+            delay = 2.0**attempt
+            log.warning("Sending to Telegram failed (%s); trying again in %.0f s", exc.message[:100], delay)
+            await asyncio.sleep(delay)
+
+
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log every error first, then tell the user something went wrong (never a Telegram error text)."""
-    log.error("Error while handling an update", exc_info=context.error)
+    """Log every error first, then tell the user something went wrong (never a Telegram error text).
+
+    Errors while fetching updates (update None) are the network's or Telegram's: a short warning, and the
+    polling goes on, except for a 409 Conflict (another instance) or a revoked token, which stop the bot.
+    """
+    error = context.error
+    if update is None and isinstance(error, Conflict | InvalidToken):
+        if not context.bot_data.get("stopping"):
+            context.bot_data["stopping"] = CONFLICT if isinstance(error, Conflict) else "Telegram refused the token"
+            log.error("%s", context.bot_data["stopping"])
+            context.application.stop_running()
+        return
+    if update is None and isinstance(error, NetworkError | RetryAfter):
+        log.warning("Fetching updates from Telegram failed (%s); trying again", error)
+        return
+    if isinstance(error, Forbidden):
+        chat = update.effective_chat if isinstance(update, Update) else None
+        log.info("Not answered: the bot may not write to chat %s (%s)", chat.id if chat else "?", error.message)
+        return
+    log.error("Error while handling an update", exc_info=error)
     if isinstance(update, Update) and update.callback_query:
         with contextlib.suppress(TelegramError):
             await update.callback_query.answer("Sorry, something went wrong.")

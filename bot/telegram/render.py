@@ -15,7 +15,7 @@ TAG = re.compile(r"<[^>]*>")
 
 def visible_length(fragment: str) -> int:
     """The length Telegram measures for an HTML fragment we produced (well-formed by construction)."""
-    return len(html.unescape(TAG.sub("", fragment)).encode("utf-16-le")) // 2
+    return len(html.unescape(TAG.sub("", fragment)).encode("utf-16-le", "surrogatepass")) // 2
 
 
 def escape(text: str) -> str:
@@ -91,7 +91,7 @@ def _split_plain(fragment: str) -> list[str]:
     pieces = []
     while text:
         cut = len(text)
-        while len(text[:cut].encode("utf-16-le")) // 2 > MAX_MESSAGE:
+        while len(text[:cut].encode("utf-16-le", "surrogatepass")) // 2 > MAX_MESSAGE:
             cut = (
                 text.rfind(" ", 0, min(cut - 1, MAX_MESSAGE)) if " " in text[: min(cut - 1, MAX_MESSAGE)] else cut // 2
             )
