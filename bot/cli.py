@@ -35,6 +35,12 @@ def _setup_logging(settings: Settings) -> None:
     )
     # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # The openai SDK logs request options at DEBUG.
+    logging.getLogger("openai").setLevel(max(logging.INFO, logging.getLogger().level))
+    if settings.llm_api_key is not None:
+        from bot.logs import install_redaction
+
+        install_redaction(settings.llm_api_key.get_secret_value())
     for noisy in ("sentence_transformers", "transformers", "faiss", "bm25s", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not settings.log_questions:

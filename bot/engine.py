@@ -6,7 +6,7 @@ import html
 import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -14,9 +14,10 @@ from bot.answer import Question, SentenceSelector, WordVectors
 from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder
 from bot.errors import IndexStoreError
-from bot.search import search
+from bot.search import Passage, search
 from bot.store import Document, LoadedIndex, current_version, open_index
 from bot.text import terms
+from bot.writer import AnswerWriter, Progress, SentenceVerdict, SourcePassage, WrittenAnswer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Answer:
     text: str
     citations: tuple[Citation, ...] = ()
     quotes: tuple[tuple[str, int], ...] = field(default=())  # (sentence, citation n), in answer order
+    mode: str = "extractive"  # "llm" when the text was written by a model and checked (bot/writer.py)
+    audit: tuple[SentenceVerdict, ...] = ()  # the check's verdict on every sentence the model wrote
 
     @property
     def abstained(self) -> bool:
@@ -79,9 +82,16 @@ class Engine:
     """Answers questions from one loaded index; swaps to a newer index when a build publishes one."""
 
     def __init__(
-        self, index_dir: Path, embedder: Embedder, index: LoadedIndex, *, max_question_chars: int = 500
+        self,
+        index_dir: Path,
+        embedder: Embedder,
+        index: LoadedIndex,
+        *,
+        max_question_chars: int = 500,
+        writer: AnswerWriter | None = None,
     ) -> None:
         self.index_dir = index_dir
+        self.writer = writer  # ANSWER_MODE=llm: answers are written by a model, then checked
         self.embedder = embedder
         self.max_question_chars = max_question_chars
         self._lock = threading.Lock()
@@ -90,8 +100,11 @@ class Engine:
         self._install(index)
 
     @classmethod
-    def open(cls, index_dir: Path, embedder: Embedder, *, max_question_chars: int = 500) -> Engine:
-        return cls(index_dir, embedder, open_index(index_dir, embedder), max_question_chars=max_question_chars)
+    def open(
+        cls, index_dir: Path, embedder: Embedder, *, max_question_chars: int = 500, writer: AnswerWriter | None = None
+    ) -> Engine:
+        index = open_index(index_dir, embedder)
+        return cls(index_dir, embedder, index, max_question_chars=max_question_chars, writer=writer)
 
     def _install(self, index: LoadedIndex) -> None:
         selector = SentenceSelector(index.data, self._word_vectors)
@@ -129,8 +142,13 @@ class Engine:
         documents = sorted(self.index.data.documents, key=lambda d: (d.published or "", d.title), reverse=True)
         return [SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id) for d in documents]
 
-    def answer(self, question: str, conversation: Conversation | None = None) -> Answer:
-        """Answer one question (blocking: embedding and search run here; call it off the event loop)."""
+    def answer(
+        self, question: str, conversation: Conversation | None = None, on_progress: Progress | None = None
+    ) -> Answer:
+        """Answer one question (blocking: embedding and search run here; call it off the event loop).
+
+        With a writer, `on_progress` gets the written answer's checked text as it grows (see bot/writer.py).
+        """
         cleaned = clean_question(question)
         problem = self._problem_with(question, cleaned)
         if problem:
@@ -144,6 +162,8 @@ class Engine:
         passages = search(index, vector, terms(f"{cleaned} {context}"), k=PASSAGES)
         chosen = selector.choose(parsed, selector.score(parsed, vector, passages))
         result = self._compose(question, chosen, index) if chosen else None
+        if result is not None and self.writer is not None:
+            result = written_answer(self.writer, result, index, passages, chosen, conversation, on_progress)
         if result is None:
             result = Answer(question=question, outcome=Outcome.ABSTAINED, text=abstention_text())
         if conversation is not None:
@@ -199,6 +219,58 @@ def _citation(n: int, document: Document, sentences: list[int], index: LoadedInd
             windows.append([first, last])
     passage = "\n…\n".join(document.text[rows[first].start : rows[last].end] for first, last in windows)
     return Citation(n, document.title, document.publisher, document.published, document.url, document.doc_id, passage)
+
+
+def writer_passages(index: LoadedIndex, passages: list[Passage], chosen: list[int]) -> list[SourcePassage]:
+    """The retrieved chunks, numbered for the model: those holding the extractive answer's sentences first."""
+    data = index.data
+    chunks = [p.chunk for p in passages]
+    holding = [c for s in chosen for c in chunks if data.chunks[c].first_sentence <= s <= data.chunks[c].last_sentence]
+    ordered = list(dict.fromkeys(holding + chunks))
+    result = []
+    for n, chunk in enumerate(ordered, 1):
+        document = data.documents[data.chunks[chunk].document]
+        result.append(
+            SourcePassage(
+                n, document.doc_id, document.title, document.publisher, document.published, data.chunk_text(chunk)
+            )
+        )
+    return result
+
+
+def written_answer(
+    writer: AnswerWriter,
+    extractive: Answer,
+    index: LoadedIndex,
+    passages: list[Passage],
+    chosen: list[int],
+    conversation: Conversation | None,
+    on_progress: Progress | None,
+) -> Answer:
+    """The checked written answer when the model gives one, else the extractive answer (with the audit, if any).
+
+    Asked only when the extractive selector found an answer: its calibrated abstention decides whether the
+    articles answer at all, and a model is never asked about a question they do not answer.
+    """
+    sources = writer_passages(index, passages, chosen)
+    history = [(e.question, e.answer_text) for e in conversation.exchanges] if conversation else []
+    written: WrittenAnswer | None = writer.write(extractive.question, sources, history, on_progress)
+    if written is None:
+        return extractive
+    if not written.text:
+        return replace(extractive, audit=written.verdicts)
+    by_number = {p.n: p for p in sources}
+    documents = {d.doc_id: d for d in index.data.documents}
+    citations = []
+    for k, group in enumerate(written.sources, 1):
+        document = documents[by_number[group[0]].source]
+        passage = "\n…\n".join(by_number[n].text for n in group)
+        citations.append(
+            Citation(k, document.title, document.publisher, document.published, document.url, document.doc_id, passage)
+        )
+    return Answer(
+        extractive.question, Outcome.ANSWERED, written.text, tuple(citations), mode="llm", audit=written.verdicts
+    )
 
 
 def clean_question(text: str) -> str:

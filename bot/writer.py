@@ -139,7 +139,10 @@ class SentenceVerdict:
 
 @dataclass(frozen=True)
 class WrittenAnswer:
-    """The checked answer: `text` carries `[k]` markers; source k stands for the passages `sources[k - 1]`."""
+    """The checked answer: `text` carries `[k]` markers; source k stands for the passages `sources[k - 1]`.
+
+    `text` is empty when no sentence survived the check: the caller then gives the extractive answer.
+    """
 
     text: str
     sources: tuple[tuple[int, ...], ...]
@@ -498,7 +501,8 @@ class AnswerWriter:
         history: Sequence[tuple[str, str]] = (),
         on_progress: Progress | None = None,
     ) -> WrittenAnswer | None:
-        """The checked answer, or None when nothing survives or the model failed (logged, never raised).
+        """The checked answer; its `text` is empty when no sentence survives, and None is returned when the model
+        could not be asked (unreachable, slow, an HTTP error: logged, never raised).
 
         With `on_progress`, the reply is streamed, and each time a sentence passes the check the answer so far
         (checked sentences only, renumbered) is handed to it.
@@ -541,9 +545,8 @@ class AnswerWriter:
             len(verdicts),
             "".join(f"; dropped {v.why}" for v in verdicts if not v.kept),
         )
-        if not kept:
-            return None
-        return WrittenAnswer(assembler.text, assembler.sources, tuple(verdicts), raw)
+        # Nothing survived: an empty text (the caller gives the extractive answer), with the verdicts to audit.
+        return WrittenAnswer(assembler.text if kept else "", assembler.sources, tuple(verdicts), raw)
 
     def _ask(self, messages: list[dict[str, str]], on_sentence: Callable[[str], None] | None) -> str:
         """The model's reply; streamed when `on_sentence` is given, which then gets each finished sentence."""

@@ -21,11 +21,13 @@ from telegram.ext import (
 from bot.config import Settings
 from bot.engine import Engine
 from bot.feedback import FeedbackStore
+from bot.logs import RedactSecrets, install_redaction
 from bot.telegram import handlers
 from bot.telegram.examples import example_questions
 from bot.telegram.state import ChatMemory, ChatOrderedProcessor, RateLimiter
 
 log = logging.getLogger(__name__)
+__all__ = ["RedactSecrets", "build_application", "install_redaction", "run"]
 
 COMMANDS = [
     BotCommand("start", "What I know, with example questions"),
@@ -39,39 +41,6 @@ MAX_CONCURRENT_UPDATES = 256
 UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
 # Outgoing calls that hit Telegram's flood limit (429) are retried after the time Telegram asks for.
 FLOOD_RETRIES = 5
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces secrets in every log record: the token is in Telegram URLs, which libraries log."""
-
-    def __init__(self, *secrets: str) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[REDACTED]")
-            record.msg, record.args = message, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            if any(secret in text for secret in self._secrets):
-                for secret in self._secrets:
-                    text = text.replace(secret, "[REDACTED]")
-                record.msg = f"{record.getMessage()}\n{text}"
-                record.args, record.exc_info, record.exc_text = None, None, None
-        return True
-
-
-def install_redaction(*secrets: str) -> None:
-    """Redact `secrets` from everything the root logger's handlers write."""
-    redact = RedactSecrets(*secrets)
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig()
-    for handler in root.handlers:
-        handler.addFilter(redact)
 
 
 def file_url(base_url: str) -> str:
@@ -145,7 +114,8 @@ def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
 def run(settings: Settings, load_engine: Callable[[], Engine]) -> None:
     """Run until SIGINT/SIGTERM; updates already accepted are finished before it stops."""
     webhook = settings.webhook()
-    install_redaction(settings.telegram_token(), webhook[2] if webhook else "")
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    install_redaction(settings.telegram_token(), webhook[2] if webhook else "", key)
     application = build_application(settings, load_engine)
     if webhook is None:
         log.info("Starting with long polling")
