@@ -35,6 +35,7 @@ def _setup_logging(settings: Settings) -> None:
     )
     # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the openai SDK's HTTP client
     # The openai SDK logs request options at DEBUG.
     logging.getLogger("openai").setLevel(max(logging.INFO, logging.getLogger().level))
     if settings.llm_api_key is not None:

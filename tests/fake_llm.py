@@ -136,7 +136,7 @@ class FakeLLM:
         if reply.kind == "close":
             handler.close_connection = True
             return
-        if reply.kind == "hang":
+        if reply.kind == "hang" or (reply.kind == "stall" and not body.get("stream")):
             self._stopping.wait(reply.seconds)
             handler.close_connection = True
             return
@@ -151,9 +151,7 @@ class FakeLLM:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model,
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}
-            ],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
         self._send(handler, 200, json.dumps(completion).encode(), "application/json")

@@ -31,6 +31,7 @@ from bot.store import current_version, open_index
 from bot.telegram.handlers import ADMIN_ONLY, NOT_ALLOWED, NOT_TEXT
 from bot.telegram.render import sources_messages
 from bot.telegram.state import BoundedCache, ChatMemory
+from bot.writer import Progress
 
 TIMEOUT = 10
 RFERL_URL = (
@@ -55,12 +56,14 @@ class InstrumentedEngine(Engine):
         self.referents: list[list[str]] = []  # what each question's pronouns were resolved to
         self.delay = 0.0
 
-    def answer(self, question: str, conversation: Conversation | None = None) -> Answer:
+    def answer(
+        self, question: str, conversation: Conversation | None = None, on_progress: Progress | None = None
+    ) -> Answer:
         self.questions.append(question)
         self.referents.append(conversation.referents(clean_question(question)) if conversation else [])
         if self.delay:
             time.sleep(self.delay)  # runs off the event loop, in the handler's worker thread
-        return super().answer(question, conversation)
+        return super().answer(question, conversation, on_progress)
 
 
 @pytest.fixture
