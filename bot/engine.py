@@ -143,11 +143,15 @@ class Engine:
         return [SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id) for d in documents]
 
     def answer(
-        self, question: str, conversation: Conversation | None = None, on_progress: Progress | None = None
+        self,
+        question: str,
+        conversation: Conversation | None = None,
+        on_progress: Progress | None = None,
+        use_writer: bool = True,
     ) -> Answer:
         """Answer one question (blocking: embedding and search run here; call it off the event loop).
 
-        With a writer, `on_progress` gets the written answer's checked text as it grows (see bot/writer.py).
+        With a writer (and `use_writer`), `on_progress` gets the written answer's checked text as it grows.
         """
         cleaned = clean_question(question)
         problem = self._problem_with(question, cleaned)
@@ -162,7 +166,7 @@ class Engine:
         passages = search(index, vector, terms(f"{cleaned} {context}"), k=PASSAGES)
         chosen = selector.choose(parsed, selector.score(parsed, vector, passages))
         result = self._compose(question, chosen, index) if chosen else None
-        if result is not None and self.writer is not None:
+        if result is not None and self.writer is not None and use_writer:
             result = written_answer(self.writer, result, index, passages, chosen, conversation, on_progress)
         if result is None:
             result = Answer(question=question, outcome=Outcome.ABSTAINED, text=abstention_text())

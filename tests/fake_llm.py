@@ -11,6 +11,9 @@ script is empty, ``default``):
   closes; ``Reply.stall(text, after)``: a stream that sends ``after`` characters, then stalls;
 - ``Reply.close()``: the connection closes without an answer.
 
+A streamed ``Reply.ok`` with a ``gate`` pauses after ``gate_after`` characters until the test sets the gate, so
+a test can see what was shown mid-stream without any timing.
+
 Every request is recorded in ``requests`` (path, headers, JSON body) for assertions on the prompt.
 """
 
@@ -34,10 +37,12 @@ class Reply:
     body: str = ""
     seconds: float = 0.0
     chunk: int = 12
+    gate: threading.Event | None = None  # a stream waits for it once `gate_after` characters are out
+    gate_after: int = 0
 
     @classmethod
-    def ok(cls, text: str, chunk: int = 12) -> Reply:
-        return cls("text", text=text, chunk=chunk)
+    def ok(cls, text: str, chunk: int = 12, gate: threading.Event | None = None, gate_after: int = 0) -> Reply:
+        return cls("text", text=text, chunk=chunk, gate=gate, gate_after=gate_after)
 
     @classmethod
     def error(cls, status: int, body: str = '{"error": {"message": "boom", "type": "server_error"}}') -> Reply:
@@ -167,8 +172,12 @@ class FakeLLM:
         step = max(1, reply.chunk)
         pieces = [text[i : i + step] for i in range(0, len(text), step)]
         try:
+            sent = 0
             for piece in pieces:
+                if reply.gate is not None and sent >= reply.gate_after:
+                    reply.gate.wait(10)  # the test lets the rest through once it has seen what it waits for
                 self._event(handler, {"delta": {"content": piece}, "finish_reason": None})
+                sent += len(piece)
             if reply.kind == "stall":
                 self._stopping.wait(reply.seconds)
                 return

@@ -6,13 +6,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from telegram import BotCommand, Update
+from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
     CallbackQueryHandler,
     CommandHandler,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     TypeHandler,
     filters,
@@ -38,7 +39,8 @@ COMMANDS = [
 ]
 MAX_CONCURRENT_UPDATES = 256
 # Only the updates some handler uses: reactions, member changes and the like would just pass the gates.
-UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
+INLINE_QUERIES_PER_QUESTION = 5
 # Outgoing calls that hit Telegram's flood limit (429) are retried after the time Telegram asks for.
 FLOOD_RETRIES = 5
 
@@ -65,6 +67,8 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
             memory=ChatMemory(settings.history_turns, settings.chats_remembered, settings.chat_memory_minutes * 60),
             limiter=RateLimiter(settings.questions_per_minute),
             feedback=FeedbackStore(settings.feedback_file),
+            # Inline queries arrive as the user types: a looser bound, for the same flood protection.
+            inline_limiter=RateLimiter(settings.questions_per_minute * INLINE_QUERIES_PER_QUESTION),
             examples=examples,
         )
         await application.bot.set_my_commands(COMMANDS)
@@ -76,8 +80,9 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
         .base_url(settings.telegram_base_url)
         .base_file_url(file_url(settings.telegram_base_url))
         .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
-        # A reply to a message the user has since deleted is still sent (as a plain message).
-        .defaults(Defaults(allow_sending_without_reply=True))
+        # A reply to a message the user has since deleted is still sent (as a plain message). Link previews are
+        # off unless a message asks for one (an answer with a single source).
+        .defaults(Defaults(allow_sending_without_reply=True, link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES))
         .post_init(post_init)
         .build()
@@ -106,6 +111,7 @@ def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
             MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT & groups, handlers.group_text),
             MessageHandler(filters.UpdateType.MESSAGE & private & ~filters.TEXT, handlers.not_text),
             CallbackQueryHandler(handlers.button),
+            InlineQueryHandler(handlers.inline_query),
         ]
     )
     application.add_error_handler(handlers.error_handler)
