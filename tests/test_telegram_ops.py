@@ -479,10 +479,10 @@ from bot.engine import Engine
 bot.service.load_embedder = lambda settings: fakes.FakeEmbedder()
 _answer = Engine.answer
 
-def slow_answer(self, question, conversation=None):
+def slow_answer(self, question, *args, **kwargs):
     if "[slow]" in question:
         time.sleep(float(os.environ.get("TEST_SLOW_SECONDS", "1")))
-    return _answer(self, question, conversation)
+    return _answer(self, question, *args, **kwargs)
 
 Engine.answer = slow_answer
 from bot.cli import cli

@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -391,3 +393,54 @@ def test_the_thresholds_separate_the_calibration_sentences() -> None:
     assert len(faithful) >= 25 and len(unfaithful) >= 25
     assert sum(faithful) / len(faithful) >= 0.8  # 23 of 28 at the time of writing
     assert sum(unfaithful) / len(unfaithful) <= 0.1  # 2 of 27: relation swaps, which need an NLI model
+
+
+CONSOLE_ON_FAKE_EMBEDDER = """
+import sys
+sys.path.insert(0, {tests!r})
+import fakes
+import bot.service
+bot.service.load_embedder = lambda settings: fakes.FakeEmbedder()
+from bot.cli import cli
+cli(["console", "--json"], prog_name="python -m bot")
+"""
+
+
+@pytest.mark.parametrize("works", [True, False], ids=["written", "model-refuses-the-key"])
+def test_the_console_in_llm_mode_never_shows_the_key(
+    corpus_dir: Path, built_index: Path, llm: FakeLLM, tmp_path: Path, works: bool
+) -> None:
+    """`python -m bot console --json` with ANSWER_MODE=llm and DEBUG logs: the key is sent, never printed."""
+    if works:
+        llm.default = replying(faithful)
+    else:
+        llm.default = lambda request: Reply.error(401, json.dumps({"error": {"message": f"Bad key {KEY}"}}))
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("LLM_", "ANSWER_", "OPENAI"))}
+    env |= {
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "CORPUS_DIR": str(corpus_dir),
+        "INDEX_DIR": str(built_index),
+        "LOG_LEVEL": "DEBUG",
+        "ANSWER_MODE": "llm",
+        "LLM_BASE_URL": llm.base_url,
+        "LLM_MODEL": llm.model,
+        "LLM_API_KEY": KEY,
+        "LLM_TIMEOUT_SECONDS": "10",
+    }
+    tests = str(Path(__file__).resolve().parent)
+    result = subprocess.run(
+        [sys.executable, "-c", CONSOLE_ON_FAKE_EMBEDDER.format(tests=tests)],
+        input=QUESTION + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["mode"] == ("llm" if works else "extractive")
+    assert llm.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in result.stderr and KEY not in result.stdout
+    assert "Written answers by fake-model" in result.stderr  # DEBUG logs were on
