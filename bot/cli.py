@@ -106,6 +106,7 @@ def console(as_json: bool) -> None:
     from bot import console as transport
     from bot.service import load_embedder, open_engine
 
+    settings.llm()  # Incomplete written-answer settings are reported before the model loads.
     interactive = sys.stdin.isatty() and not as_json
     if interactive:
         click.echo("Loading the model and the index…", err=True)
@@ -135,6 +136,7 @@ def evaluate(question_file: Path, min_right: int | None, verbose: bool) -> None:
     from bot.feedback import read_feedback
     from bot.service import load_embedder, open_engine
 
+    settings.llm()
     votes = read_feedback(question_file)
     questions = [] if votes else load_questions(question_file)
     engine = open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
@@ -163,6 +165,7 @@ def telegram() -> None:
 
     settings.telegram_token()  # A missing or malformed token is reported before the model loads.
     settings.webhook()
+    settings.llm()
 
     def load_engine() -> Engine:
         return open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)

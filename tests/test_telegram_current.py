@@ -8,8 +8,10 @@ Every test ends with `server.errors == []`: Telegram must never refuse a request
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_llm import FakeLLM, Reply, Request
@@ -18,7 +20,7 @@ from fakes import FakeEmbedder
 from telegram_harness import bot_settings, running_bot
 from test_writer import DPK, FAITHFUL_1, FAITHFUL_2, KEY, PERMISSION, number_of
 
-from bot.engine import Engine
+from bot.engine import Answer, Engine
 from bot.telegram import handlers
 from bot.writer import AnswerWriter
 
@@ -87,8 +89,15 @@ async def test_a_slow_answer_shows_typing_after_the_reaction(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(handlers, "TYPING_AFTER", 0.0)
+    answer = engine.answer
+
+    def slow(*args: Any, **kwargs: Any) -> Answer:
+        time.sleep(0.5)  # in the worker thread: the answer is still being worked out when "typing" is due
+        return answer(*args, **kwargs)
+
     with FakeTelegram() as server:
         async with running_bot(bot_settings(server, tmp_path), engine):
+            monkeypatch.setattr(engine, "answer", slow)  # after start-up: /start's examples stay fast
             chat = server.private_chat(32)
             server.push_text(chat, None, FIRST)
             await server.wait_for_messages(1, chat_id=chat.id, timeout=TIMEOUT)

@@ -444,3 +444,21 @@ def test_the_console_in_llm_mode_never_shows_the_key(
     assert llm.requests[-1].headers["authorization"] == f"Bearer {KEY}"
     assert KEY not in result.stderr and KEY not in result.stdout
     assert "Written answers by fake-model" in result.stderr  # DEBUG logs were on
+
+
+def test_incomplete_llm_settings_stop_the_console_before_anything_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import cli
+
+    for name in ("LLM_BASE_URL", "LLM_MODEL", "LLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env here
+    monkeypatch.setenv("ANSWER_MODE", "llm")
+    monkeypatch.setenv("LLM_MODEL", "m")
+    monkeypatch.setenv("LLM_API_KEY", KEY)
+    result = CliRunner().invoke(cli, ["console", "--json"], input="")
+    assert result.exit_code == 1
+    assert "LLM_BASE_URL" in result.output and KEY not in result.output
