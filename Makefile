@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PIP := $(PY) -m pip --quiet --disable-pip-version-check
 
-.PHONY: install console index bot test test-slow lint eval bench clean
+.PHONY: install console index bot test test-slow lint eval fit bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ test-slow: $(INSTALLED)
 
 eval: $(INSTALLED)
 	$(PY) -m bot eval tests/data/dev_qa.jsonl
+
+fit: $(INSTALLED)
+	$(PY) -m bot fit --plot docs/curve-checking.png
 
 bench: $(INSTALLED)
 	$(PY) bench/latency.py

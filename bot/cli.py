@@ -39,6 +39,13 @@ def _setup_logging(settings: Settings) -> None:
     )
     # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the openai SDK's HTTP client
+    # The openai SDK logs request options at DEBUG.
+    logging.getLogger("openai").setLevel(max(logging.INFO, logging.getLogger().level))
+    if settings.llm_api_key is not None:
+        from bot.logs import install_redaction
+
+        install_redaction(settings.llm_api_key.get_secret_value())
     for noisy in ("sentence_transformers", "transformers", "faiss", "bm25s", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not settings.log_questions:
@@ -120,6 +127,7 @@ def console(as_json: bool) -> None:
     from bot import console as transport
     from bot.service import load_embedder, open_engine
 
+    settings.llm()  # Incomplete written-answer settings are reported before the model loads.
     interactive = sys.stdin.isatty() and not as_json
     if interactive:
         click.echo("Loading the model and the index…", err=True)
@@ -169,6 +177,7 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
     from bot.feedback import read_feedback
     from bot.service import load_embedder, open_engine
 
+    settings.llm()
     embedder = load_embedder(settings)
     with tempfile.TemporaryDirectory(prefix="kazbot-eval-") as tmp:
         if is_squad(question_file):
@@ -239,6 +248,7 @@ def telegram() -> None:
 
     settings.telegram_token()  # A missing or malformed token is reported before the model loads.
     settings.webhook()
+    settings.llm()
 
     def load_engine() -> Engine:
         return open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)

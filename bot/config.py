@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     chat_memory_minutes: int = Field(default=60, ge=1)
     chats_remembered: int = Field(default=10_000, ge=1)
 
+    answer_mode: Literal["extractive", "llm"] = "extractive"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
     @classmethod
     def _comma_separated_ids(cls, value: object) -> object:
@@ -61,6 +67,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(int(part) for part in re.split(r"[,\s]+", value.strip()) if part)
         return value
+
+    @field_validator("answer_mode", mode="before")
+    @classmethod
+    def _lower_case_mode(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level")
     @classmethod
@@ -97,3 +108,22 @@ class Settings(BaseSettings):
         if not _WEBHOOK_SECRET.match(secret):
             raise ConfigError("WEBHOOK_SECRET may hold only letters, digits, _ and - (1 to 256 characters)")
         return self.webhook_url, parts.path.lstrip("/"), secret
+
+    def llm(self) -> tuple[str, str, str | None] | None:
+        """(base URL, model, API key) when written answers are on (ANSWER_MODE=llm), else None.
+
+        Raises `ConfigError` naming the missing setting (never a value).
+        """
+        if self.answer_mode != "llm":
+            return None
+        base_url = (self.llm_base_url or "").strip()
+        model = (self.llm_model or "").strip()
+        if not base_url:
+            raise ConfigError("ANSWER_MODE=llm needs LLM_BASE_URL, e.g. http://localhost:11434/v1 for Ollama")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ConfigError("LLM_BASE_URL must be a full URL such as https://api.openai.com/v1")
+        if not model:
+            raise ConfigError("ANSWER_MODE=llm needs LLM_MODEL, the model name the server knows")
+        key = self.llm_api_key.get_secret_value().strip() if self.llm_api_key else ""
+        return base_url, model, key or None

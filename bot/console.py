@@ -112,6 +112,19 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "outcome": answer.outcome.value,
         "abstained": answer.abstained,
         "confidence": None if answer.confidence is None else round(answer.confidence, 4),
+        "mode": answer.mode,
+        # Written answers: every sentence the model wrote, kept or dropped by the check, and why.
+        "sentences": [
+            {
+                "text": v.text,
+                "kept": v.kept,
+                "why": v.why,
+                "cited": list(v.cited),
+                "overlap": v.overlap,
+                "similarity": v.similarity,
+            }
+            for v in answer.audit
+        ],
         "citations": [
             {
                 "n": c.n,

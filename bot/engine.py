@@ -14,8 +14,9 @@ from bot.embedding import Embedder
 from bot.live_index import LiveIndex
 from bot.markup import strip_markup
 from bot.scorer import ScorerParams
-from bot.search import search
+from bot.search import Passage, search
 from bot.store import Document, LoadedIndex, open_index
+from bot.writer import AnswerWriter, Progress, SentenceVerdict, SourcePassage, WrittenAnswer
 
 # Chunks retrieved per question: their sentences are the candidates for the answer.
 PASSAGES = 8
@@ -51,6 +52,8 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     quotes: tuple[tuple[str, int], ...] = field(default=())  # (sentence, citation n), in answer order
     confidence: float | None = None  # the scorer's probability that the best sentence answers the question
+    mode: str = "extractive"  # "llm" when the text was written by a model and checked (bot/writer.py)
+    audit: tuple[SentenceVerdict, ...] = ()  # the check's verdict on every sentence the model wrote
 
     @property
     def abstained(self) -> bool:
@@ -86,7 +89,9 @@ class Engine:
         *,
         max_question_chars: int = 500,
         params: ScorerParams | None = None,
+        writer: AnswerWriter | None = None,
     ) -> None:
+        self.writer = writer  # ANSWER_MODE=llm: answers are written by a model, then checked
         self.embedder = embedder
         self.max_question_chars = max_question_chars
         scorer_params = params or ScorerParams.load()
@@ -97,10 +102,16 @@ class Engine:
 
     @classmethod
     def open(
-        cls, index_dir: Path, embedder: Embedder, *, max_question_chars: int = 500, params: ScorerParams | None = None
+        cls,
+        index_dir: Path,
+        embedder: Embedder,
+        *,
+        max_question_chars: int = 500,
+        params: ScorerParams | None = None,
+        writer: AnswerWriter | None = None,
     ) -> Engine:
         index = open_index(index_dir, embedder)
-        return cls(index_dir, embedder, index, max_question_chars=max_question_chars, params=params)
+        return cls(index_dir, embedder, index, max_question_chars=max_question_chars, params=params, writer=writer)
 
     @property
     def index(self) -> LoadedIndex:
@@ -120,8 +131,17 @@ class Engine:
         """The articles, newest first."""
         return [SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id) for d in _newest_first(self.index)]
 
-    def answer(self, question: str, conversation: Conversation | None = None) -> Answer:
-        """Answer one message (blocking: embedding and search run here; call it off the event loop)."""
+    def answer(
+        self,
+        question: str,
+        conversation: Conversation | None = None,
+        on_progress: Progress | None = None,
+        use_writer: bool = True,
+    ) -> Answer:
+        """Answer one message (blocking: embedding and search run here; call it off the event loop).
+
+        With a writer (and `use_writer`), `on_progress` gets the written answer's checked text as it grows.
+        """
         cleaned = clean_question(question)
         problem = self._problem_with(question, cleaned)
         if problem:
@@ -134,35 +154,35 @@ class Engine:
             return _overview(question, index)
         referents = conversation.referents(cleaned) if conversation else []
         resolved = rewrite(cleaned, referents)
-        parsed, candidates = self.candidates(cleaned, referents, index, scorer)
+        parsed, passages, candidates = self._retrieve(cleaned, referents, index, scorer)
         choice = scorer.choose(parsed, candidates)
         if choice.decision is Decision.NOT_COVERED:
             result = Answer(question=question, outcome=Outcome.ABSTAINED, text=NOT_COVERED_TEXT)
         else:
             result = _compose(question, choice, index, dated=parsed.latest)
+        if result.outcome is Outcome.ANSWERED and self.writer is not None and use_writer:
+            result = written_answer(self.writer, result, index, passages, choice.sentences, conversation, on_progress)
         result = dataclasses.replace(result, confidence=candidates.best)
         if conversation is not None:
             # Remembered with its pronoun resolved, so that a chain of follow-ups keeps its subject.
             conversation.remember(resolved, result.text if not result.abstained else "")
         return result
 
-    def candidates(
-        self,
-        question: str,
-        referents: list[str] | None = None,
-        index: LoadedIndex | None = None,
-        scorer: SentenceScorer | None = None,
-    ) -> tuple[Question, Candidates]:
+    def candidates(self, question: str, referents: list[str] | None = None) -> tuple[Question, Candidates]:
         """The question as parsed and its scored candidate sentences: what `answer` decides on (and what
         `python -m bot fit` fits the scorer on)."""
-        if index is None or scorer is None:
-            index, scorer = self.live.current()
-        referents = referents or []
+        index, scorer = self.live.current()
+        parsed, _, candidates = self._retrieve(question, referents or [], index, scorer)
+        return parsed, candidates
+
+    def _retrieve(
+        self, question: str, referents: list[str], index: LoadedIndex, scorer: SentenceScorer
+    ) -> tuple[Question, list[Passage], Candidates]:
         context = " ".join(referents)
         parsed = Question.parse(question, context)
         vector = self.embedder.embed([rewrite(question, referents)])[0]
         passages = search(index, vector, english.terms(f"{question} {context}"), k=PASSAGES)
-        return parsed, scorer.candidates(parsed, vector, passages)
+        return parsed, passages, scorer.candidates(parsed, vector, passages)
 
     def _problem_with(self, raw: str, cleaned: str) -> str | None:
         if len(raw) > self.max_question_chars * 4 or len(cleaned) > self.max_question_chars:
@@ -264,6 +284,58 @@ def _citation(n: int, document: Document, sentences: list[int], index: LoadedInd
             windows.append([first, last])
     passage = "\n…\n".join(document.text[rows[first].start : rows[last].end] for first, last in windows)
     return Citation(n, document.title, document.publisher, document.published, document.url, document.doc_id, passage)
+
+
+def writer_passages(index: LoadedIndex, passages: list[Passage], chosen: list[int]) -> list[SourcePassage]:
+    """The retrieved chunks, numbered for the model: those holding the extractive answer's sentences first."""
+    data = index.data
+    chunks = [p.chunk for p in passages]
+    holding = [c for s in chosen for c in chunks if data.chunks[c].first_sentence <= s <= data.chunks[c].last_sentence]
+    ordered = list(dict.fromkeys(holding + chunks))
+    result = []
+    for n, chunk in enumerate(ordered, 1):
+        document = data.documents[data.chunks[chunk].document]
+        result.append(
+            SourcePassage(
+                n, document.doc_id, document.title, document.publisher, document.published, data.chunk_text(chunk)
+            )
+        )
+    return result
+
+
+def written_answer(
+    writer: AnswerWriter,
+    extractive: Answer,
+    index: LoadedIndex,
+    passages: list[Passage],
+    chosen: list[int],
+    conversation: Conversation | None,
+    on_progress: Progress | None,
+) -> Answer:
+    """The checked written answer when the model gives one, else the extractive answer (with the audit, if any).
+
+    Asked only when the extractive selector found an answer: its calibrated abstention decides whether the
+    articles answer at all, and a model is never asked about a question they do not answer.
+    """
+    sources = writer_passages(index, passages, chosen)
+    history = [(e.question, e.answer_text) for e in conversation.exchanges] if conversation else []
+    written: WrittenAnswer | None = writer.write(extractive.question, sources, history, on_progress)
+    if written is None:
+        return extractive
+    if not written.text:
+        return dataclasses.replace(extractive, audit=written.verdicts)
+    by_number = {p.n: p for p in sources}
+    documents = {d.doc_id: d for d in index.data.documents}
+    citations = []
+    for k, group in enumerate(written.sources, 1):
+        document = documents[by_number[group[0]].source]
+        passage = "\n…\n".join(by_number[n].text for n in group)
+        citations.append(
+            Citation(k, document.title, document.publisher, document.published, document.url, document.doc_id, passage)
+        )
+    return Answer(
+        extractive.question, Outcome.ANSWERED, written.text, tuple(citations), mode="llm", audit=written.verdicts
+    )
 
 
 def clean_question(text: str) -> str:

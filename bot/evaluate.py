@@ -54,10 +54,62 @@ class Judged:
 
 
 @dataclass
+class CitationScore:
+    """Citation quality of written answers in the ALCE sense (Gao et al., 2023), judged by the writer's own
+    support check (bot/writer.py) instead of an NLI model: recall is the share of sentences their citations
+    support, precision the share of citations that are needed. `raw` counts every sentence the model wrote,
+    `shown` only those the check kept."""
+
+    answers: int = 0
+    written: int = 0
+    raw_sentences: int = 0
+    raw_supported: int = 0
+    raw_citations: int = 0
+    raw_precise: int = 0
+    shown_sentences: int = 0
+    shown_supported: int = 0
+    shown_citations: int = 0
+    shown_precise: int = 0
+
+    def add(self, answer: Answer) -> None:
+        self.answers += 1
+        if not answer.audit:
+            return
+        self.written += answer.mode == "llm"
+        for verdict in answer.audit:
+            self.raw_sentences += 1
+            self.raw_supported += verdict.supported
+            self.raw_citations += len(verdict.cited)
+            self.raw_precise += verdict.precise
+            if verdict.kept:
+                self.shown_sentences += 1
+                self.shown_supported += verdict.supported
+                self.shown_citations += len(verdict.cited)
+                self.shown_precise += verdict.precise
+
+    def table(self) -> str:
+        def share(part: int, whole: int) -> str:
+            return f"{100 * part / whole:.0f}%" if whole else "n/a"
+
+        return "\n".join(
+            [
+                f"written answers: {self.written} of {self.answers} questions (the rest fell back to extractive)",
+                f"as the model wrote them: {self.raw_sentences} sentences, citation recall "
+                f"{share(self.raw_supported, self.raw_sentences)}, precision "
+                f"{share(self.raw_precise, self.raw_citations)}",
+                f"as shown after the check: {self.shown_sentences} sentences, citation recall "
+                f"{share(self.shown_supported, self.shown_sentences)}, precision "
+                f"{share(self.shown_precise, self.shown_citations)}",
+            ]
+        )
+
+
+@dataclass
 class EvalResult:
     by_kind: dict[str, KindScore] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     judged: list[Judged] = field(default_factory=list)
+    citations: CitationScore = field(default_factory=CitationScore)
 
     @property
     def right(self) -> int:
@@ -84,6 +136,8 @@ class EvalResult:
             lines.append(f"{kind:<14}" + "".join(f"{v!s:>16}" for v in values))
         lines.append("-" * len(header))
         lines.append(f"right: {self.right}/{self.total} ({100 * self.right / max(1, self.total):.1f}%)")
+        if self.citations.raw_sentences:
+            lines.append(self.citations.table())
         return "\n".join(lines)
 
 
@@ -192,6 +246,7 @@ def evaluate(engine: Engine, questions: list[dict[str, Any]], history_turns: int
     for item in questions:
         answer = ask(engine, item, history_turns)
         right, should_answer = judge(engine, item, answer)
+        result.citations.add(answer)
         kind = str(item.get("kind") or ("followup" if "turns" in item else "question"))
         score = result.by_kind.setdefault(kind, KindScore())
         score.questions += 1

@@ -11,6 +11,7 @@ from bot.embedding import Embedder, SentenceTransformerEmbedder
 from bot.engine import Engine
 from bot.errors import IndexMissingError
 from bot.store import open_index
+from bot.writer import AnswerWriter
 
 log = logging.getLogger(__name__)
 
@@ -46,4 +47,20 @@ def open_engine(
             log.info("Index rebuilt (%s): %s", reason, report.summary())
         index = open_index(settings.index_dir, embedder)
     assert index is not None
-    return Engine(settings.index_dir, embedder, index, max_question_chars=settings.max_question_chars)
+    return Engine(
+        settings.index_dir,
+        embedder,
+        index,
+        max_question_chars=settings.max_question_chars,
+        writer=load_writer(settings, embedder),
+    )
+
+
+def load_writer(settings: Settings, embedder: Embedder) -> AnswerWriter | None:
+    """The answer writer when ANSWER_MODE=llm (raises `ConfigError` when its settings are incomplete)."""
+    llm = settings.llm()
+    if llm is None:
+        return None
+    base_url, model, key = llm
+    log.info("Written answers by %s at %s, every sentence checked", model, base_url)
+    return AnswerWriter(base_url, model, embedder.embed, api_key=key, timeout=settings.llm_timeout_seconds)

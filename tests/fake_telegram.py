@@ -10,7 +10,8 @@ and records every such error in ``errors`` so an end-to-end test can assert ``se
 Test code drives it from the other side: create chats and users, push updates (served by long polling
 through ``getUpdates``, or built for a test to POST to a webhook), inject faults (429 flood limits, 5xx
 pages, dropped connections), then inspect what the bot sent (``sent_messages()``, ``edits``,
-``callback_answers``, ``chat_actions``, ``commands``, ``webhook``, ``calls``). All test-side methods are
+``callback_answers``, ``chat_actions``, ``reactions``, ``drafts``, ``inline_answers``, ``commands``,
+``webhook``, ``calls``). Inline queries are pushed with ``push_inline_query``. All test-side methods are
 thread-safe; the ``wait_for*`` coroutines poll with ``asyncio.sleep`` so they never block an event loop
 that is also running the bot.
 
@@ -72,6 +73,7 @@ __all__ = [
     "Call",
     "CallbackAnswer",
     "ChatAction",
+    "Draft",
     "Edit",
     "EntityParseError",
     "FakeChat",
@@ -79,6 +81,7 @@ __all__ = [
     "FakeUser",
     "InlineAnswer",
     "ParsedText",
+    "Reaction",
     "SentMessage",
     "UploadedFile",
     "WebhookState",
@@ -94,6 +97,12 @@ DEFAULT_TOKEN = "123456:TEST-token_abcdefghijklmnopqrstuvwxyz012"
 MAX_MESSAGE_LENGTH = 4096  # UTF-16 code units, counted on the text left after entity parsing
 MAX_CALLBACK_ANSWER_LENGTH = 200
 MAX_INLINE_BUTTONS = 100
+MAX_INLINE_RESULTS = 50
+# Emoji a bot may react with (Telegram's fixed list; a subset here). Others: REACTION_INVALID.
+_REACTION_EMOJI = frozenset(
+    """👍 👎 ❤ 🔥 🥰 👏 😁 🤔 🤯 😱 🤬 😢 🎉 🤩 🙏 👌 🕊 🤡 🥱 🥴 😍 🐳 ❤‍🔥 🌚 💯 🤣 ⚡ 🏆 💔 🤨 😐 🍓 🍾 💋
+    😈 😴 😭 🤓 👻 👨‍💻 👀 🎃 🙈 😇 😨 🤝 ✍ 🤗 🫡 🎅 🎄 ☃ 💅 🤪 🗿 🆒 💘 🙉 🦄 😘 💊 🙊 😎 👾 🤷‍♂ 🤷 🤷‍♀ 😡""".split()
+)
 
 # Exact descriptions the real Bot API returns; tests match on them, so keep them verbatim.
 ERR_TEXT_EMPTY = "Bad Request: message text is empty"
@@ -118,6 +127,14 @@ ERR_MARKUP_JSON = "Bad Request: can't parse reply keyboard markup JSON object"
 ERR_MARKUP_TOO_LONG = "Bad Request: reply markup is too long"
 ERR_UNSUPPORTED_PARSE_MODE = "Bad Request: unsupported parse_mode"
 ERR_WRONG_ACTION = "Bad Request: wrong parameter action in request"
+ERR_REACTION_INVALID = "Bad Request: REACTION_INVALID"
+ERR_MESSAGE_NOT_FOUND = "Bad Request: message to react not found"
+ERR_DRAFT_CHAT = "Bad Request: drafts can be sent only to private chats"
+ERR_DRAFT_ID = "Bad Request: draft_id must be non-zero"
+ERR_INLINE_QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+ERR_RESULT_ID_DUPLICATE = "Bad Request: RESULT_ID_DUPLICATE"
+ERR_RESULTS_TOO_MUCH = "Bad Request: RESULTS_TOO_MUCH"
+ERR_RESULT_INVALID = "Bad Request: RESULT_INVALID"
 ERR_BLOCKED = "Forbidden: bot was blocked by the user"
 ERR_CONFLICT_WEBHOOK = (
     "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
@@ -575,20 +592,41 @@ class CallbackAnswer:
 
 
 @dataclass(frozen=True)
-class InlineAnswer:
-    """An answerInlineQuery call that Telegram accepted; each result's message text already checked."""
-
-    inline_query_id: str
-    results: list[dict[str, Any]]
-    button: dict[str, Any] | None
-    cache_time: int | None
-    is_personal: bool
-
-
-@dataclass(frozen=True)
 class ChatAction:
     chat_id: int
     action: str
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A successful setMessageReaction: the emoji now set on a message ([] removes the bot's reaction)."""
+
+    chat_id: int
+    message_id: int
+    emoji: list[str]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A successful sendMessageDraft (a streamed preview in a private chat)."""
+
+    chat_id: int
+    draft_id: int
+    text: str
+    parse_mode: str | None
+    plain_text: str
+
+
+@dataclass(frozen=True)
+class InlineAnswer:
+    """A successful answerInlineQuery; ``results`` as sent, ``texts`` the visible text of each result's message."""
+
+    inline_query_id: str
+    results: list[dict[str, Any]]
+    texts: list[ParsedText]
+    cache_time: int | None
+    is_personal: bool
+    button: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -661,7 +699,7 @@ class _StoredFile:
 
 
 _INT_FIELDS = frozenset(
-    {"offset", "limit", "message_id", "reply_to_message_id", "cache_time", "max_connections", "user_id"}
+    {"offset", "limit", "message_id", "reply_to_message_id", "cache_time", "max_connections", "user_id", "draft_id"}
 )
 _FLOAT_FIELDS = frozenset({"timeout"})
 _BOOL_FIELDS = frozenset(
@@ -673,6 +711,7 @@ _BOOL_FIELDS = frozenset(
         "allow_sending_without_reply",
         "disable_web_page_preview",
         "is_personal",
+        "is_big",
     }
 )
 _JSON_FIELDS = {
@@ -686,6 +725,7 @@ _JSON_FIELDS = {
     "allowed_updates": "Bad Request: can't parse allowed_updates JSON object",
     "reply_parameters": "Bad Request: can't parse reply parameters JSON object",
     "link_preview_options": "Bad Request: can't parse link preview options JSON object",
+    "reaction": "Bad Request: can't parse reaction JSON object",
 }
 
 
@@ -863,6 +903,7 @@ class FakeTelegram:
         strict_ampersand: bool = True,
         group_privacy: bool = True,
         strict_webhook_url: bool = False,
+        inline_mode: bool = True,
     ) -> None:
         """
         Args:
@@ -874,6 +915,8 @@ class FakeTelegram:
                 ``dropped_updates``). Pass False to receive every group message.
             strict_webhook_url: require https on ports 443/80/88/8443 like Telegram; off by default
                 because tests run the bot's webhook on http://127.0.0.1:<random port>.
+            inline_mode: inline mode enabled with @BotFather (getMe's supports_inline_queries); without it
+                ``push_inline_query`` refuses, since Telegram would never send the bot one.
         """
         self.token = token
         self._bot_id = bot_id
@@ -883,6 +926,7 @@ class FakeTelegram:
         self.strict_ampersand = strict_ampersand
         self.group_privacy = group_privacy
         self.strict_webhook_url = strict_webhook_url
+        self.inline_mode = inline_mode
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -920,9 +964,12 @@ class FakeTelegram:
         self._edits: list[Edit] = []
         self._callback_answers: list[CallbackAnswer] = []
         self._inline_queries: set[str] = set()
-        self._inline_answers: list[InlineAnswer] = []
         self._chat_actions: list[ChatAction] = []
         self._deleted: list[tuple[int, int]] = []
+        self._reactions: list[Reaction] = []
+        self._drafts: list[Draft] = []
+        self._answered_inline: set[str] = set()
+        self._inline_answers: list[InlineAnswer] = []
         self.closed = False
         self.logged_out = False
 
@@ -936,8 +983,10 @@ class FakeTelegram:
             "editMessageReplyMarkup": self._m_edit_message_reply_markup,
             "deleteMessage": self._m_delete_message,
             "answerCallbackQuery": self._m_answer_callback_query,
-            "answerInlineQuery": self._m_answer_inline_query,
             "sendChatAction": self._m_send_chat_action,
+            "setMessageReaction": self._m_set_message_reaction,
+            "sendMessageDraft": self._m_send_message_draft,
+            "answerInlineQuery": self._m_answer_inline_query,
             "setWebhook": self._m_set_webhook,
             "deleteWebhook": self._m_delete_webhook,
             "getWebhookInfo": self._m_get_webhook_info,
@@ -1042,7 +1091,7 @@ class FakeTelegram:
             "username": self._bot_username,
             "can_join_groups": True,
             "can_read_all_group_messages": not self.group_privacy,
-            "supports_inline_queries": False,
+            "supports_inline_queries": self.inline_mode,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
@@ -1292,14 +1341,23 @@ class FakeTelegram:
             return query_id
 
     def push_inline_query(
-        self, user: FakeUser, query: str, *, chat_type: str | None = "private", deliver: bool = True
+        self,
+        user: FakeUser,
+        query: str,
+        *,
+        chat_type: str | None = "private",
+        offset: str = "",
+        deliver: bool = True,
     ) -> str:
-        """The user typed "@bot <query>" in some chat; returns the inline query id (the update: ``last_update``)."""
+        """The user typed "@bot <query>" in a chat of ``chat_type``; returns the inline query id."""
+        if not self.inline_mode:
+            raise ValueError("inline mode is off for this bot: Telegram would not send it inline queries")
         with self._lock:
+            self._users.setdefault(user.id, user)
             query_id = f"{5_000_000_000_000_000 + self._next_callback}"
             self._next_callback += 1
             self._inline_queries.add(query_id)
-            payload: dict[str, Any] = {"id": query_id, "from": user.to_dict(), "query": query, "offset": ""}
+            payload: dict[str, Any] = {"id": query_id, "from": user.to_dict(), "query": query, "offset": offset}
             if chat_type is not None:
                 payload["chat_type"] = chat_type
             self._emit("inline_query", payload, deliver)
@@ -1443,14 +1501,24 @@ class FakeTelegram:
             return list(self._callback_answers)
 
     @property
-    def inline_answers(self) -> list[InlineAnswer]:
-        with self._lock:
-            return list(self._inline_answers)
-
-    @property
     def chat_actions(self) -> list[ChatAction]:
         with self._lock:
             return list(self._chat_actions)
+
+    @property
+    def reactions(self) -> list[Reaction]:
+        with self._lock:
+            return list(self._reactions)
+
+    @property
+    def drafts(self) -> list[Draft]:
+        with self._lock:
+            return list(self._drafts)
+
+    @property
+    def inline_answers(self) -> list[InlineAnswer]:
+        with self._lock:
+            return list(self._inline_answers)
 
     @property
     def deleted_messages(self) -> list[tuple[int, int]]:
@@ -1500,9 +1568,11 @@ class FakeTelegram:
                 self._sent,
                 self._edits,
                 self._callback_answers,
-                self._inline_answers,
                 self._chat_actions,
                 self._deleted,
+                self._reactions,
+                self._drafts,
+                self._inline_answers,
             ):
                 log.clear()
 
@@ -2132,51 +2202,6 @@ class FakeTelegram:
         self._cond.notify_all()
         return True
 
-    def _m_answer_inline_query(self, params: dict[str, Any]) -> bool:
-        """Approximate: only article results with text content are modelled; each is checked like a message."""
-        query_id = str(params.get("inline_query_id") or "")
-        if query_id not in self._inline_queries:
-            raise _ApiFailure(400, ERR_QUERY_INVALID)
-        results = params.get("results")
-        if not isinstance(results, list) or len(results) > 50:
-            raise _ApiFailure(400, "Bad Request: RESULTS_TOO_MUCH" if isinstance(results, list) else "Bad Request")
-        ids = set()
-        for result in results:
-            if not isinstance(result, dict) or result.get("type") != "article":
-                raise _ApiFailure(400, "Bad Request: RESULT_TYPE_INVALID")
-            result_id = result.get("id")
-            if not isinstance(result_id, str) or not 1 <= len(result_id.encode()) <= 64 or result_id in ids:
-                raise _ApiFailure(400, "Bad Request: RESULT_ID_INVALID")
-            ids.add(result_id)
-            if not isinstance(result.get("title"), str) or not result["title"].strip():
-                raise _ApiFailure(400, "Bad Request: RESULT_TITLE_EMPTY")
-            content = result.get("input_message_content")
-            if not isinstance(content, dict):
-                raise _ApiFailure(400, "Bad Request: MESSAGE_EMPTY")
-            self._formatted_text({"text": content.get("message_text"), "parse_mode": content.get("parse_mode")})
-            if "reply_markup" in result:
-                self._reply_markup({"reply_markup": result["reply_markup"]}, inline_only=True)
-        button = params.get("button")
-        if button is not None and (
-            not isinstance(button, dict)
-            or not str(button.get("text") or "").strip()
-            or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(button.get("start_parameter") or ""))
-        ):
-            raise _ApiFailure(400, "Bad Request: BUTTON_INVALID")
-        self._inline_queries.discard(query_id)  # answered once
-        cache_time = params.get("cache_time")
-        self._inline_answers.append(
-            InlineAnswer(
-                query_id,
-                copy.deepcopy(results),
-                copy.deepcopy(button),
-                None if cache_time is None else int(cache_time),
-                bool(params.get("is_personal", False)),
-            )
-        )
-        self._cond.notify_all()
-        return True
-
     def _m_send_chat_action(self, params: dict[str, Any]) -> bool:
         chat = self._chat_for(params)
         action = params.get("action")
@@ -2184,6 +2209,91 @@ class FakeTelegram:
             raise _ApiFailure(400, ERR_WRONG_ACTION)
         self._check_not_blocked(chat)
         self._chat_actions.append(ChatAction(chat.id, str(action)))
+        self._cond.notify_all()
+        return True
+
+    def _m_set_message_reaction(self, params: dict[str, Any]) -> bool:
+        chat = self._chat_for(params)
+        if params.get("message_id") is None:
+            raise _ApiFailure(400, ERR_MESSAGE_ID_MISSING)
+        if (chat.id, int(params["message_id"])) not in self._messages:
+            raise _ApiFailure(400, ERR_MESSAGE_NOT_FOUND)
+        reaction = params.get("reaction") or []
+        if not isinstance(reaction, list):
+            raise _ApiFailure(400, "Bad Request: can't parse reaction JSON object")
+        if len(reaction) > 1:
+            raise _ApiFailure(400, "Bad Request: REACTIONS_TOO_MANY")  # bots may set one reaction
+        emoji = []
+        for item in reaction:
+            if not isinstance(item, dict) or item.get("type") != "emoji" or item.get("emoji") not in _REACTION_EMOJI:
+                raise _ApiFailure(400, ERR_REACTION_INVALID)
+            emoji.append(str(item["emoji"]))
+        self._reactions.append(Reaction(chat.id, int(params["message_id"]), emoji))
+        self._cond.notify_all()
+        return True
+
+    def _m_send_message_draft(self, params: dict[str, Any]) -> bool:
+        chat = self._chat_for(params)
+        if chat.type != "private":
+            raise _ApiFailure(400, ERR_DRAFT_CHAT)
+        draft_id = params.get("draft_id")
+        if not isinstance(draft_id, int) or draft_id == 0:
+            raise _ApiFailure(400, ERR_DRAFT_ID)
+        self._check_not_blocked(chat)
+        if params.get("text") in (None, ""):
+            parsed, text, parse_mode = ParsedText("", []), "", params.get("parse_mode") or None
+        else:
+            text, parse_mode, parsed = self._formatted_text(params)
+        self._drafts.append(Draft(chat.id, draft_id, text, parse_mode, parsed.text))
+        self._cond.notify_all()
+        return True
+
+    def _m_answer_inline_query(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("inline_query_id") or "")
+        if query_id not in self._inline_queries or query_id in self._answered_inline:
+            raise _ApiFailure(400, ERR_INLINE_QUERY_INVALID)
+        results = params.get("results")
+        if not isinstance(results, list):
+            raise _ApiFailure(400, "Bad Request: can't parse inline query results JSON object")
+        if len(results) > MAX_INLINE_RESULTS:
+            raise _ApiFailure(400, ERR_RESULTS_TOO_MUCH)
+        ids: set[str] = set()
+        texts: list[ParsedText] = []
+        for result in results:
+            if not isinstance(result, dict) or result.get("type") != "article":
+                raise _ApiFailure(400, ERR_RESULT_INVALID)  # the fake models article results only
+            result_id = result.get("id")
+            if not isinstance(result_id, str) or not 1 <= len(result_id.encode()) <= 64:
+                raise _ApiFailure(400, "Bad Request: RESULT_ID_INVALID")
+            if result_id in ids:
+                raise _ApiFailure(400, ERR_RESULT_ID_DUPLICATE)
+            ids.add(result_id)
+            if not isinstance(result.get("title"), str) or not result["title"].strip():
+                raise _ApiFailure(400, "Bad Request: RESULT_TITLE_EMPTY")
+            content = result.get("input_message_content")
+            if not isinstance(content, dict) or "message_text" not in content:
+                raise _ApiFailure(400, "Bad Request: MESSAGE_EMPTY")
+            _, _, parsed = self._formatted_text({"text": content["message_text"], **content})
+            texts.append(parsed)
+            if result.get("reply_markup") is not None:
+                self._reply_markup({"reply_markup": result["reply_markup"]}, inline_only=True)
+        button = params.get("button")
+        if button is not None and (not isinstance(button, dict) or not str(button.get("text", "")).strip()):
+            raise _ApiFailure(400, "Bad Request: BUTTON_TEXT_INVALID")
+        if button is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(button.get("start_parameter") or "")):
+            raise _ApiFailure(400, "Bad Request: BUTTON_START_PARAM_INVALID")
+        self._answered_inline.add(query_id)
+        cache_time = params.get("cache_time")
+        self._inline_answers.append(
+            InlineAnswer(
+                query_id,
+                copy.deepcopy(results),
+                texts,
+                None if cache_time is None else int(cache_time),
+                bool(params.get("is_personal", False)),
+                copy.deepcopy(button),
+            )
+        )
         self._cond.notify_all()
         return True
 

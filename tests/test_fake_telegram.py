@@ -27,7 +27,17 @@ from fake_telegram import (
     entity_texts,
     parse_html,
 )
-from telegram import Bot, BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultsButton,
+    InputTextMessageContent,
+    ReactionTypeEmoji,
+    Update,
+)
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
@@ -315,6 +325,68 @@ async def test_chat_action_and_get_chat(server: FakeTelegram, bot: Bot, chat: Fa
     info = await bot.get_chat(chat.id)
     assert info.id == chat.id and info.type == "private" and info.first_name == "Ann"
     assert [(a.chat_id, a.action) for a in server.chat_actions] == [(chat.id, "typing")]
+
+
+async def test_message_reactions(server: FakeTelegram, bot: Bot, chat: FakeChat) -> None:
+    question = server.push_text(chat, None, "Who leads the party?")["message"]["message_id"]
+    assert await bot.set_message_reaction(chat.id, question, ReactionTypeEmoji("👀"))
+    with pytest.raises(BadRequest, match=r"(?i)reaction_invalid"):
+        await bot.set_message_reaction(chat.id, question, ReactionTypeEmoji("🦖"))  # not in Telegram's list
+    with pytest.raises(BadRequest, match=r"(?i)message to react not found"):
+        await bot.set_message_reaction(chat.id, 9999, ReactionTypeEmoji("👀"))
+    with pytest.raises(BadRequest, match=r"(?i)reactions_too_many"):
+        await bot.set_message_reaction(chat.id, question, [ReactionTypeEmoji("👀"), ReactionTypeEmoji("👍")])
+    assert await bot.set_message_reaction(chat.id, question, [])  # removes the bot's reaction
+    assert [(r.message_id, r.emoji) for r in server.reactions] == [(question, ["👀"]), (question, [])]
+
+
+async def test_message_drafts(server: FakeTelegram, bot: Bot, chat: FakeChat) -> None:
+    assert await bot.send_message_draft(chat.id, 7, "Half an <b>answer</b>", parse_mode="HTML")
+    assert await bot.send_message_draft(chat.id, 7)  # empty: the "Thinking…" placeholder
+    with pytest.raises(BadRequest, match=r"(?i)draft_id must be non-zero"):
+        await bot.send_message_draft(chat.id, 0, "x")
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+        await bot.send_message_draft(chat.id, 7, "<b>unclosed", parse_mode="HTML")
+    group = server.group_chat(-1001)
+    server.push_text(group, server.user(5), "/start")
+    with pytest.raises(BadRequest, match=r"(?i)only to private chats"):
+        await bot.send_message_draft(group.id, 7, "x")
+    assert [(d.draft_id, d.plain_text) for d in server.drafts] == [(7, "Half an answer"), (7, "")]
+    assert server.sent_messages(chat.id) == []  # a draft is not a message
+
+
+async def test_inline_queries(server: FakeTelegram, bot: Bot) -> None:
+    user = server.user(77, "Iris")
+    query_id = server.push_inline_query(user, "who leads", chat_type="group")
+    [update] = await bot.get_updates(offset=server.last_update["update_id"])
+    assert update.inline_query is not None
+    assert (update.inline_query.id, update.inline_query.query, update.inline_query.chat_type) == (
+        query_id,
+        "who leads",
+        "group",
+    )
+
+    def article(result_id: str, text: str) -> InlineQueryResultArticle:
+        return InlineQueryResultArticle(result_id, "Answer", InputTextMessageContent(text, parse_mode="HTML"))
+
+    with pytest.raises(BadRequest, match=r"(?i)result_id_duplicate"):
+        await bot.answer_inline_query(query_id, [article("a", "one"), article("a", "two")])
+    with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
+        await bot.answer_inline_query(query_id, [article("a", "<b>one")])
+    assert await bot.answer_inline_query(
+        query_id, [article("a", "<blockquote expandable>Sources</blockquote>")], cache_time=5
+    )
+    with pytest.raises(BadRequest, match=r"(?i)query is too old"):
+        await bot.answer_inline_query(query_id, [])  # answered already
+    [answer] = server.inline_answers
+    assert answer.cache_time == 5 and answer.texts[0].entities[0]["type"] == "expandable_blockquote"
+
+    private = server.push_inline_query(user, "x")
+    assert await bot.answer_inline_query(private, [], button=InlineQueryResultsButton("Private", start_parameter="p"))
+    assert server.inline_answers[-1].button == {"text": "Private", "start_parameter": "p"}
+
+    with FakeTelegram(inline_mode=False) as without, pytest.raises(ValueError, match="inline mode is off"):
+        without.push_inline_query(user, "x")
 
 
 async def test_webhook_state(server: FakeTelegram, bot: Bot) -> None:

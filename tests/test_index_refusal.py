@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import FakeEmbedder
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -104,16 +104,18 @@ def test_a_damaged_or_foreign_index_is_refused_with_the_way_out_and_the_way_out_
         store.open_index(built_index, fake_embedder)
     assert WAY_OUT in str(refused.value)
     with pytest.raises(IndexStoreError):
-        Engine.open(built_index, fake_embedder)  # no engine, so no answer and no citation from it
+        Engine.open(
+            built_index, fake_embedder, params=UNIT_TEST_PARAMS
+        )  # no engine, so no answer and no citation from it
     build_index(corpus_dir, built_index, fake_embedder, ChunkingSettings(), full=True)
-    engine = Engine.open(built_index, fake_embedder)
+    engine = Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)
     assert engine.answer(QUESTION).outcome is Outcome.ANSWERED
 
 
 def test_a_damaged_new_version_is_refused_by_a_serving_engine(
     built_index: Path, corpus_dir: Path, fake_embedder: FakeEmbedder
 ) -> None:
-    engine = Engine.open(built_index, fake_embedder)
+    engine = Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)
     before = engine.answer(QUESTION)
     (corpus_dir / "extra.md").write_text("The ferry to Aktau sails twice a week.\n", encoding="utf-8")
     build_index(corpus_dir, built_index, fake_embedder, ChunkingSettings())

@@ -150,7 +150,17 @@ def test_console_json_builds_a_missing_index_and_prints_one_line_per_question(cl
         "How tall is Mount Everest?",
     ]
     for line in lines:
-        assert set(line) == {"question", "answer", "outcome", "abstained", "confidence", "citations"}
+        assert set(line) == {
+            "question",
+            "answer",
+            "outcome",
+            "abstained",
+            "confidence",
+            "mode",
+            "sentences",
+            "citations",
+        }
+        assert line["mode"] == "extractive" and line["sentences"] == []  # the default: nothing is written
     assert "three days" in lines[1]["answer"]
     assert set(lines[0]["citations"][0]) == {"n", "title", "publisher", "published", "url", "source", "passage"}
     assert lines[0]["citations"][0]["source"].endswith(".md")

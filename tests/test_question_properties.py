@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from fake_telegram import parse_html, utf16_len
-from fakes import FakeEmbedder
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,7 +58,7 @@ def shared_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     shutil.copytree(PROJECT_CORPUS, root / "corpus")
     embedder = FakeEmbedder()
     build_index(root / "corpus", root / "index", embedder, ChunkingSettings())
-    return Engine.open(root / "index", embedder)
+    return Engine.open(root / "index", embedder, params=UNIT_TEST_PARAMS)
 
 
 def assert_valid_telegram_html(messages: list[str]) -> None:

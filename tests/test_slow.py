@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fake_telegram import FakeTelegram
-from fakes import FakeEmbedder, write_article
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder, write_article
 from telegram_harness import bot_settings, running_bot
 
 from bot import store
@@ -84,7 +84,7 @@ BRIDGE = (
 
 
 def _answers(index_dir: Path) -> list[tuple[Outcome, str, tuple[Any, ...]]]:
-    engine = Engine.open(index_dir, FakeEmbedder())
+    engine = Engine.open(index_dir, FakeEmbedder(), params=UNIT_TEST_PARAMS)
     return [(a.outcome, a.text, a.citations) for a in map(engine.answer, QUESTIONS)]
 
 

@@ -28,9 +28,11 @@ from bot.conversation import Conversation
 from bot.engine import Answer, Engine, clean_question
 from bot.feedback import read_feedback
 from bot.store import current_version, open_index
+from bot.telegram import handlers
 from bot.telegram.handlers import ADMIN_ONLY, NOT_ALLOWED, NOT_TEXT
 from bot.telegram.render import sources_messages
 from bot.telegram.state import BoundedCache, ChatMemory
+from bot.writer import Progress
 
 TIMEOUT = 10
 RFERL_URL = (
@@ -55,12 +57,18 @@ class InstrumentedEngine(Engine):
         self.referents: list[list[str]] = []  # what each question's pronouns were resolved to
         self.delay = 0.0
 
-    def answer(self, question: str, conversation: Conversation | None = None) -> Answer:
+    def answer(
+        self,
+        question: str,
+        conversation: Conversation | None = None,
+        on_progress: Progress | None = None,
+        use_writer: bool = True,
+    ) -> Answer:
         self.questions.append(question)
         self.referents.append(conversation.referents(clean_question(question)) if conversation else [])
         if self.delay:
             time.sleep(self.delay)  # runs off the event loop, in the handler's worker thread
-        return super().answer(question, conversation)
+        return super().answer(question, conversation, on_progress, use_writer)
 
 
 @pytest.fixture
@@ -412,7 +420,10 @@ async def test_an_example_button_on_an_old_greeting_still_gets_an_answer(engine:
         assert server.errors == []
 
 
-async def test_typing_is_shown_while_the_answer_is_worked_out(instrumented: InstrumentedEngine, tmp_path: Path) -> None:
+async def test_typing_is_shown_while_a_slow_answer_is_worked_out(
+    instrumented: InstrumentedEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handlers, "TYPING_AFTER", 0.0)  # every answer counts as slow
     with FakeTelegram() as server:
         async with running_bot(bot_settings(server, tmp_path), instrumented):
             instrumented.delay = 0.4

@@ -68,7 +68,7 @@ class AnswerSpy:
 
     def __init__(
         self,
-        answer: Callable[[str, Conversation | None], Answer],
+        answer: Callable[..., Answer],
         *,
         delay: float | Callable[[str], float] = 0.0,
         fail_on: str | None = None,
@@ -83,7 +83,7 @@ class AnswerSpy:
         self.questions: list[str] = []
         self.max_inflight = 0
 
-    def __call__(self, question: str, conversation: Conversation | None = None) -> Answer:
+    def __call__(self, question: str, conversation: Conversation | None = None, *args: Any, **kwargs: Any) -> Answer:
         with self._lock:
             self.questions.append(question)
             self._inflight += 1
@@ -94,7 +94,7 @@ class AnswerSpy:
                 time.sleep(delay)  # in the worker thread, like a slow embedding would
             if self.fail_on is not None and self.fail_on in question:
                 raise RuntimeError(self.error)
-            return self._answer(question, conversation)
+            return self._answer(question, conversation, *args, **kwargs)
         finally:
             with self._lock:
                 self._inflight -= 1
@@ -479,10 +479,10 @@ from bot.engine import Engine
 bot.service.load_embedder = lambda settings: fakes.FakeEmbedder()
 _answer = Engine.answer
 
-def slow_answer(self, question, conversation=None):
+def slow_answer(self, question, *args, **kwargs):
     if "[slow]" in question:
         time.sleep(float(os.environ.get("TEST_SLOW_SECONDS", "1")))
-    return _answer(self, question, conversation)
+    return _answer(self, question, *args, **kwargs)
 
 Engine.answer = slow_answer
 from bot.cli import cli

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import NoReturn
 
 import tornado.web
-from telegram import BotCommand, Update
+from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -30,11 +30,13 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import BotError
 from bot.feedback import FeedbackStore
+from bot.logs import RedactSecrets, install_redaction
 from bot.telegram import handlers
 from bot.telegram.examples import example_questions
 from bot.telegram.state import ChatMemory, ChatOrderedProcessor, RateLimiter
 
 log = logging.getLogger(__name__)
+__all__ = ["RedactSecrets", "build_application", "install_redaction", "run"]
 
 COMMANDS = [
     BotCommand("start", "What I know, with example questions"),
@@ -47,41 +49,9 @@ MAX_CONCURRENT_UPDATES = 256
 # Only the updates some handler uses: reactions, member changes and the like would just pass the gates
 # (any other kind that arrives all the same is stopped by `handlers.ignore_unserved`).
 UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
+INLINE_QUERIES_PER_QUESTION = 5
 # Outgoing calls that hit Telegram's flood limit (429) are retried after the time Telegram asks for.
 FLOOD_RETRIES = 5
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces secrets in every log record: the token is in Telegram URLs, which libraries log."""
-
-    def __init__(self, *secrets: str) -> None:
-        super().__init__()
-        self._secrets = [s for s in secrets if s]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[REDACTED]")
-            record.msg, record.args = message, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            if any(secret in text for secret in self._secrets):
-                for secret in self._secrets:
-                    text = text.replace(secret, "[REDACTED]")
-                record.msg = f"{record.getMessage()}\n{text}"
-                record.args, record.exc_info, record.exc_text = None, None, None
-        return True
-
-
-def install_redaction(*secrets: str) -> None:
-    """Redact `secrets` from everything the root logger's handlers write."""
-    redact = RedactSecrets(*secrets)
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig()
-    for handler in root.handlers:
-        handler.addFilter(redact)
 
 
 class CheckedTelegramHandler(webhookhandler.TelegramHandler):
@@ -148,6 +118,8 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
                 max_votes=settings.feedback_max_votes,
                 retention_days=settings.feedback_retention_days,
             ),
+            # Inline queries arrive as the user types: a looser bound, for the same flood protection.
+            inline_limiter=RateLimiter(settings.questions_per_minute * INLINE_QUERIES_PER_QUESTION),
             examples=examples,
         )
         await application.bot.set_my_commands(COMMANDS)
@@ -160,8 +132,9 @@ def build_application(settings: Settings, load_engine: Callable[[], Engine]) -> 
         .base_url(settings.telegram_base_url)
         .base_file_url(file_url(settings.telegram_base_url))
         .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
-        # A reply to a message the user has since deleted is still sent (as a plain message).
-        .defaults(Defaults(allow_sending_without_reply=True))
+        # A reply to a message the user has since deleted is still sent (as a plain message). Link previews are
+        # off unless a message asks for one (an answer with a single source).
+        .defaults(Defaults(allow_sending_without_reply=True, link_preview_options=LinkPreviewOptions(is_disabled=True)))
         .concurrent_updates(ChatOrderedProcessor(MAX_CONCURRENT_UPDATES))
         .post_init(post_init)
         .build()
@@ -202,7 +175,8 @@ def add_handlers(application: Application) -> None:  # type: ignore[type-arg]
 def run(settings: Settings, load_engine: Callable[[], Engine]) -> None:
     """Run until SIGINT/SIGTERM; updates already accepted are finished before it stops."""
     webhook = settings.webhook()
-    install_redaction(settings.telegram_token(), webhook[2] if webhook else "")
+    key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    install_redaction(settings.telegram_token(), webhook[2] if webhook else "", key)
     application = build_application(settings, load_engine)
     if webhook is None:
         log.info("Starting with long polling")

@@ -19,6 +19,7 @@ def example_questions(engine: Engine, count: int = 3) -> list[str]:
     candidates += [f"What is the {name.removeprefix('The ')}?" for name, _ in organisations.most_common(count)]
     examples: list[str] = []
     for question in candidates:
-        if len(examples) < count and not engine.answer(question).abstained:
+        # Only whether the articles answer matters here: no model is asked to write anything.
+        if len(examples) < count and not engine.answer(question, use_writer=False).abstained:
             examples.append(question)
     return examples

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import html
 import logging
 import re
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -17,7 +17,10 @@ from telegram import (
     InlineQueryResultArticle,
     InlineQueryResultsButton,
     InputTextMessageContent,
+    LinkPreviewOptions,
     Message,
+    ReactionTypeEmoji,
+    ReplyParameters,
     Update,
 )
 from telegram.constants import ChatAction, ChatType, MessageEntityType, ParseMode
@@ -29,7 +32,16 @@ from bot.console import coverage
 from bot.engine import Answer, Engine, Outcome
 from bot.feedback import FeedbackStore
 from bot.telegram.examples import example_questions
-from bot.telegram.render import TAG, answer_messages, escape, passages_messages, sources_messages
+from bot.telegram.render import (
+    MAX_MESSAGE,
+    TAG,
+    answer_messages,
+    escape,
+    passages_messages,
+    preview_url,
+    sources_messages,
+    visible_length,
+)
 from bot.telegram.state import AnswerStore, BoundedCache, ChatMemory, RateLimiter, SeenUpdates, Stats
 
 log = logging.getLogger(__name__)
@@ -54,12 +66,19 @@ SERVED_UPDATES = ("message", "edited_message", "callback_query", "inline_query")
 # A reply that fails on the network (5xx, a dropped connection, a timeout) is sent again this many times in all,
 # after 1, 2, 4 ... seconds: an accepted question is answered, at the price of a rare duplicate after a timeout.
 SEND_ATTEMPTS = 4
-INLINE_HINT = "Type a whole question, ending with “?”"
-INLINE_PRIVATE = "This bot is private"
 CONFLICT = (
     "Telegram refused to deliver updates (409 Conflict): another instance is polling with this bot token, or a "
     "webhook is set. Stopping; run only one instance per token."
 )
+# "typing" only for answers slower than this (seconds): fast ones should not spend the chat's request budget.
+TYPING_AFTER = 1.0
+# A question is acknowledged at once with this reaction.
+ACKNOWLEDGE = "👀"
+# A written answer being streamed is shown again at most this often (seconds): drafts, or edits in groups.
+STREAM_EVERY = 1.0
+INLINE_CACHE_SECONDS = 300
+INLINE_PRIVATE = "This bot is private"
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 @dataclass
@@ -71,6 +90,7 @@ class Services:
     memory: ChatMemory
     limiter: RateLimiter
     feedback: FeedbackStore
+    inline_limiter: RateLimiter
     examples: list[str]
     answers: AnswerStore = field(default_factory=AnswerStore)
     votes: BoundedCache[tuple[str, int], bool] = field(default_factory=lambda: BoundedCache(50_000))
@@ -124,9 +144,9 @@ async def check_access(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if update.callback_query:
         await _answer_query(update, NOT_ALLOWED, show_alert=True)
     elif update.inline_query:
-        await update.inline_query.answer(
-            [], cache_time=0, is_personal=True, button=InlineQueryResultsButton(INLINE_PRIVATE, start_parameter="help")
-        )
+        # No chat is known for an inline query: with a chat allow-list, only admins may use inline mode.
+        button = InlineQueryResultsButton(INLINE_PRIVATE, start_parameter="private")
+        await update.inline_query.answer([], button=button, cache_time=0, is_personal=True)
     elif update.effective_message and chat is not None and (chat.type == ChatType.PRIVATE or _addressed(update)):
         await update.effective_message.reply_text(NOT_ALLOWED)
     raise ApplicationHandlerStop
@@ -304,40 +324,6 @@ async def _answer_query(update: Update, text: str | None = None, *, show_alert: 
 # Inline mode ------------------------------------------------------------------------------------------------
 
 
-async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """ "@bot Who leads the party?" in any chat: the answer as one result to send.
-
-    Telegram sends an inline query on every keystroke, so only a finished question (ending with "?") is worked
-    on; it counts against the user's rate limit like any other.
-    """
-    query = update.inline_query
-    if query is None:
-        return
-    question = query.query.strip()
-    if not question.endswith("?"):
-        await query.answer([], cache_time=0, is_personal=True, button=_inline_button(INLINE_HINT))
-        return
-    found = services(context)
-    wait = found.limiter.retry_after(query.from_user.id)
-    if wait:
-        found.stats.rate_limited += 1
-        await query.answer([], cache_time=0, is_personal=True, button=_inline_button(f"Please wait {round(wait)} s"))
-        return
-    answer = await asyncio.to_thread(found.engine.answer, question, None)
-    _count(found.stats, answer)
-    result = InlineQueryResultArticle(
-        id=secrets.token_hex(8),
-        title=question[:200],
-        description=answer.text[:200],
-        input_message_content=InputTextMessageContent(answer_messages(answer)[0], parse_mode=ParseMode.HTML),
-    )
-    await query.answer([result], cache_time=0, is_personal=True)
-
-
-def _inline_button(text: str) -> InlineQueryResultsButton:
-    return InlineQueryResultsButton(text, start_parameter="help")
-
-
 # Answering --------------------------------------------------------------------------------------------------
 
 
@@ -357,12 +343,18 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         return
     if found.settings.log_questions:
         log.info("Question in chat %s: %r", chat.id, question)
+    await _acknowledge(update, context)
     conversation = found.memory.for_chat(chat.id)
     if found.engine.update_available() and not found.reload_lock.locked():
         # A newer index was built: load it in the background; this question is answered from the current one.
         context.application.create_task(_reload_quietly(found))
+    stream = _Stream(update, context) if found.engine.writer is not None else None
     async with _typing(context, chat.id):
-        answer = await asyncio.to_thread(found.engine.answer, question, conversation)
+        if stream is None:
+            answer = await asyncio.to_thread(found.engine.answer, question, conversation)
+        else:
+            async with stream:
+                answer = await asyncio.to_thread(found.engine.answer, question, conversation, stream.progress)
     _count(found.stats, answer)
     markup = None
     if answer.outcome is Outcome.ANSWERED:
@@ -377,8 +369,15 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
             ]
         )
     messages = answer_messages(answer)
+    url = preview_url(answer)
     for number, text in enumerate(messages):
-        await _reply(update, text, markup if number == len(messages) - 1 else None)
+        last = number == len(messages) - 1
+        preview = LinkPreviewOptions(is_disabled=False, url=url, prefer_small_media=True) if last and url else None
+        if number == 0 and stream is not None and stream.message is not None:
+            # In a group the streamed message becomes the answer: only checked text stays in the chat.
+            await _edit(stream.message, text, markup if last else None, preview)
+        else:
+            await _reply(update, text, markup if last else None, preview)
 
 
 def _count(stats: Stats, answer: Answer) -> None:
@@ -409,11 +408,13 @@ async def _reload_quietly(found: Services) -> None:
 
 @contextlib.asynccontextmanager
 async def _typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" in the chat for as long as the block runs."""
+    """Show "typing…" in the chat while the block runs, once it has run for `TYPING_AFTER` seconds."""
 
     done = asyncio.Event()
 
     async def keep_typing() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), TYPING_AFTER)  # a fast answer shows no "typing" at all
         while not done.is_set():
             with contextlib.suppress(TelegramError):  # Cosmetic: never fail an answer over it.
                 await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
@@ -464,14 +465,24 @@ def _without_mention(message: Message, username: str | None) -> str:
     return " ".join(text.split()).strip(" ,:")
 
 
-async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Reply in the update's chat, quoting the message when there is one."""
+async def _reply(
+    update: Update,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    preview: LinkPreviewOptions | None = None,
+) -> None:
+    """Reply in the update's chat; in groups as a reply to the message (link previews are off by default)."""
     message = update.effective_message
     if message is None:
         return
     try:
         await _with_retries(
-            lambda: message.reply_html(text, reply_markup=markup, do_quote=message.chat.type != ChatType.PRIVATE)
+            lambda: message.reply_html(
+                text,
+                reply_markup=markup,
+                reply_parameters=_reply_to(message),
+                link_preview_options=preview or NO_PREVIEW,
+            )
         )
     except BadRequest as exc:
         # Our HTML is escaped by construction; if Telegram still refuses it, send it as plain text.
@@ -479,6 +490,112 @@ async def _reply(update: Update, text: str, markup: InlineKeyboardMarkup | None 
         await _with_retries(
             lambda: message.reply_text(html.unescape(TAG.sub("", text)), reply_markup=markup, do_quote=False)
         )
+
+
+def _reply_to(message: Message) -> ReplyParameters | None:
+    """In groups an answer replies to its question (sent anyway if the question was deleted meanwhile)."""
+    if message.chat.type == ChatType.PRIVATE:
+        return None
+    return ReplyParameters(message.message_id, allow_sending_without_reply=True)
+
+
+async def _edit(
+    message: Message, text: str, markup: InlineKeyboardMarkup | None, preview: LinkPreviewOptions | None
+) -> None:
+    try:
+        await message.edit_text(
+            text, parse_mode=ParseMode.HTML, reply_markup=markup, link_preview_options=preview or NO_PREVIEW
+        )
+    except BadRequest as exc:
+        log.error("Telegram refused an edit (%s); sending the answer as plain text", exc.message)
+        await message.edit_text(html.unescape(TAG.sub("", text)), reply_markup=markup)
+
+
+async def _acknowledge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """React 👀 to the question at once, so the asker knows it arrived (not to a button press)."""
+    message = update.message or update.edited_message
+    if message is None or update.callback_query is not None:
+        return
+    with contextlib.suppress(TelegramError):  # Reactions may be off in the chat: cosmetic, never fatal.
+        await context.bot.set_message_reaction(message.chat_id, message.message_id, ReactionTypeEmoji(ACKNOWLEDGE))
+
+
+class _Stream:
+    """Shows a written answer while it is written: each sentence that passes the check, never unchecked text.
+
+    In a private chat as a draft (sendMessageDraft), elsewhere as one message that is edited; either at most
+    once per `STREAM_EVERY` seconds, waiting out a 429's retry_after. The final answer replaces it.
+    `progress` is called from the worker thread that runs the engine.
+    """
+
+    def __init__(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self._update = update
+        self._context = context
+        self._loop = asyncio.get_running_loop()
+        self._latest = ""
+        self._changed = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.message: Message | None = None  # the message being edited (outside private chats)
+        chat = update.effective_chat
+        self._private = chat is not None and chat.type == ChatType.PRIVATE
+        question = update.effective_message
+        self._draft_id = question.message_id if question is not None and question.message_id else 1
+
+    def progress(self, text: str) -> None:
+        self._loop.call_soon_threadsafe(self._set, text)
+
+    def _set(self, text: str) -> None:
+        self._latest = text
+        self._changed.set()
+
+    async def __aenter__(self) -> _Stream:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stopped.set()
+        self._changed.set()
+        if self._task is not None:
+            await self._task  # an update already on its way finishes: the final answer must come after it
+
+    async def _run(self) -> None:
+        shown = ""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._stopped.is_set():
+                return
+            text = self._latest
+            if text and text != shown and visible_length(escape(text)) <= MAX_MESSAGE:
+                try:
+                    await self._show(text)
+                    shown = text
+                except RetryAfter as exc:
+                    pause = exc.retry_after
+                    await self._pause(pause if isinstance(pause, int | float) else pause.total_seconds())
+                    self._changed.set()  # show the latest text once allowed
+                    continue
+                except TelegramError as exc:  # Streaming is a nicety: the final answer still comes.
+                    log.warning("Stopped streaming a written answer: %s", exc)
+                    return
+            await self._pause(STREAM_EVERY)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    async def _show(self, text: str) -> None:
+        chat = self._update.effective_chat
+        question = self._update.effective_message
+        if chat is None or question is None:
+            return
+        if self._private:
+            await self._context.bot.send_message_draft(chat.id, self._draft_id, escape(text), parse_mode=ParseMode.HTML)
+        elif self.message is None:
+            self.message = await question.reply_html(escape(text), reply_parameters=_reply_to(question))
+        else:
+            await self.message.edit_text(escape(text), parse_mode=ParseMode.HTML)
 
 
 async def _send(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
@@ -506,6 +623,46 @@ async def _with_retries(send: Callable[[], Awaitable[object]]) -> None:
             delay = 2.0**attempt
             log.warning("Sending to Telegram failed (%s); trying again in %.0f s", exc.message[:100], delay)
             await asyncio.sleep(delay)
+
+
+async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`@bot question` in any chat: the answer, with its sources, offered as an inline result."""
+    query = update.inline_query
+    if query is None:
+        return
+    found = services(context)
+    question = query.query.strip()
+    if not question:
+        await query.answer([], cache_time=INLINE_CACHE_SECONDS)
+        return
+    if found.inline_limiter.retry_after(query.from_user.id):
+        await query.answer([], cache_time=0, is_personal=True)
+        return
+    if found.settings.log_questions:
+        log.info("Inline question from user %s: %r", query.from_user.id, question)
+    # Extractive: inline queries come as the user types, and a result is wanted within seconds.
+    answer = await asyncio.to_thread(found.engine.answer, question, None, None, False)
+    _count(found.stats, answer)
+    text = answer_messages(answer)[0]
+    if len(answer_messages(answer)) > 1:
+        text = escape(answer.text[: MAX_MESSAGE - 200].rsplit(" ", 1)[0] + " …")
+    url = preview_url(answer)
+    content = InputTextMessageContent(
+        text,
+        parse_mode=ParseMode.HTML,
+        link_preview_options=(
+            LinkPreviewOptions(is_disabled=False, url=url, prefer_small_media=True) if url else NO_PREVIEW
+        ),
+    )
+    title = "Not in the articles" if answer.abstained else "Answer from the articles"
+    description = answer.text if len(answer.text) <= 200 else answer.text[:199] + "…"
+    result = InlineQueryResultArticle(
+        id=hashlib.sha256(f"{found.engine.version}:{question}".encode()).hexdigest()[:32],
+        title=title,
+        input_message_content=content,
+        description=description,
+    )
+    await query.answer([result], cache_time=INLINE_CACHE_SECONDS)
 
 
 async def error_handler(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -32,13 +32,29 @@ def _source_html(item: Citation | SourceInfo) -> str:
     return f"{title} — {escape(details)}" if details else title
 
 
+# Sources go in expandable blockquotes of at most this many visible characters (a blockquote cannot be split).
+SOURCES_BLOCK = 3000
+
+
 def answer_messages(answer: Answer) -> list[str]:
-    """The answer, then compact sources with links; one or more messages."""
+    """The answer, then its sources with links in an expandable blockquote; one or more messages."""
     pieces = [("", escape(answer.text))]
+    lines = ["<b>Sources</b>"] + [f"[{c.n}] {_source_html(c)}" for c in answer.citations]
     if answer.citations:
-        pieces.append(("\n\n", "<b>Sources</b>"))
-        pieces += [("\n", f"[{c.n}] {_source_html(c)}") for c in answer.citations]
+        blocks: list[list[str]] = [[]]
+        for line in lines:
+            if blocks[-1] and visible_length("\n".join([*blocks[-1], line])) > SOURCES_BLOCK:
+                blocks.append([])
+            blocks[-1].append(line)
+        pieces += [("\n\n", f"<blockquote expandable>{chr(10).join(block)}</blockquote>") for block in blocks]
     return pack_pieces(pieces)
+
+
+def preview_url(answer: Answer) -> str | None:
+    """The link to preview under an answer: only an answer with a single source gets one."""
+    if len(answer.citations) == 1 and answer.citations[0].url:
+        return answer.citations[0].url
+    return None
 
 
 def passages_messages(answer: Answer) -> list[str]:
