@@ -101,12 +101,12 @@ class MultilingualEmbedder:
     question's embedding ten times worse in bench/russian.py.
     """
 
-    def __init__(self, threads: int = 1, *, check_weights: bool = True) -> None:
+    def __init__(self, threads: int = 1) -> None:
         weights = package_dir() / WEIGHTS_FILE
         if not weights.is_file():
             raise ModelIntegrityError(f"the multilingual model has no weights file at {weights}")
         self.fingerprint = sha256_file(weights)
-        if check_weights and self.fingerprint != WEIGHTS_SHA256:
+        if self.fingerprint != WEIGHTS_SHA256:
             raise ModelIntegrityError(
                 f"the multilingual model's weights at {weights} have SHA-256 {self.fingerprint}, expected "
                 f"{WEIGHTS_SHA256}; reinstall the [multilingual] extra"

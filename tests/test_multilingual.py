@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+import bot.multilingual
 from bot.embedding import Embedder
+from bot.errors import ModelError, ModelIntegrityError
 from bot.multilingual import (
     DIMENSION,
     MODEL_NAME,
@@ -117,3 +119,15 @@ def test_loading_leaves_the_thread_setting_alone(embedder: MultilingualEmbedder)
     before = os.environ.get("OMP_NUM_THREADS")
     MultilingualEmbedder(threads=1)
     assert os.environ.get("OMP_NUM_THREADS") == before
+
+
+def test_without_the_extra_loading_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot.multilingual, "PACKAGE", "kazbot_no_such_package")
+    with pytest.raises(ModelError, match=r"\[multilingual\]"):
+        MultilingualEmbedder()
+
+
+def test_other_weights_are_refused(embedder: MultilingualEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot.multilingual, "WEIGHTS_SHA256", "0" * 64)
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        MultilingualEmbedder()
