@@ -115,6 +115,7 @@ def minilm(threads: int) -> Model:
         def embed(texts: list[str]) -> Vectors:
             return embedder.embed(texts)
 
+        embed(["warm-up"])
         return embed, embed
 
     def reset() -> None:
