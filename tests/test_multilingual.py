@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bot.multilingual
+from bot.chunking import split_sentences
+from bot.corpus import load_corpus
 from bot.embedding import Embedder
 from bot.errors import ModelError, ModelIntegrityError
 from bot.multilingual import (
@@ -21,6 +25,8 @@ from bot.multilingual import (
     is_english,
     quotes_note,
 )
+
+RU_QUESTIONS = Path(__file__).resolve().parent / "data" / "ru_qa.jsonl"
 
 SENTENCES = [
     "The 107-seat Majlis is currently dominated by Nazarbaev’s Nur-Otan, which has 84 deputies.",
@@ -65,6 +71,30 @@ def test_quotes_note_is_russian_for_cyrillic_questions_only() -> None:
     assert quotes_note("When were the elections held?") is None
     assert quotes_note("哈萨克斯坦议会有多少席位？") is None
     assert "английском" in QUOTES_IN_ENGLISH_RU
+
+
+def test_russian_questions_quote_the_sentence_that_answers_them(project_corpus: Path) -> None:
+    """bench/russian.py scores against these: each answerable question's `must` text is in one of its sentences."""
+    articles, _ = load_corpus(project_corpus)
+    sentences = [(a.doc_id, a.text[s:e].lower()) for a in articles for s, e in split_sentences(a.text)]
+    items = [json.loads(line) for line in RU_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len({item["id"] for item in items}) == len(items)
+    answerable = [item for item in items if item["must"]]
+    assert len(answerable) >= 40 and len(items) - len(answerable) >= 10
+    for item in items:
+        assert not is_english(item["q"]), item["id"]
+        if not item["must"]:
+            assert item["src"] == "none", item["id"]
+            continue
+        assert item["src"] in {"rally", "crackdown"}, item["id"]
+        article = next(a.text for a in articles if item["src"] in a.doc_id)
+        assert all(alt in article for group in item["must"] for alt in group), item["id"]  # copied exactly
+        right = [
+            text
+            for doc_id, text in sentences
+            if item["src"] in doc_id and all(any(alt.lower() in text for alt in group) for group in item["must"])
+        ]
+        assert right, item["id"]
 
 
 @pytest.fixture(scope="module")
