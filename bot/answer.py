@@ -28,10 +28,9 @@ from bot.scorer import FEATURES, Matrix, ScorerParams
 from bot.search import Passage
 from bot.store import IndexData
 
-# A fact question gets at most this many sentences (plus what they point back to); a further one must score
-# nearly as well as the best.
+# A fact question gets at most this many sentences (plus what they point back to); how close the second must
+# score to the best is fitted (`ScorerParams.second_sentence_ratio`).
 MAX_FACT_SENTENCES = 2
-SECOND_SENTENCE_RATIO = 0.5
 # "Why", "how" and "tell me about" questions get a passage of up to this many characters.
 MAX_PASSAGE_CHARS = 600
 # Sentences this close in meaning say the same thing: quote only one.
@@ -331,7 +330,7 @@ class SentenceScorer:
         if question.explain:
             return Choice(Decision.ANSWER, self._passage(lead))
         chosen = [lead]
-        floor = max(params.answer_threshold, SECOND_SENTENCE_RATIO * candidates.probabilities[best])
+        floor = max(params.answer_threshold, params.second_sentence_ratio * candidates.probabilities[best])
         for sentence, probability in zip(candidates.sentences, candidates.probabilities, strict=True):
             if len(chosen) == MAX_FACT_SENTENCES or probability < floor:
                 break

@@ -53,13 +53,15 @@ class ScorerParams:
 
     A best sentence with probability `answer_threshold` or more is quoted as the answer; below it, but with
     `related_threshold` or more, it is shown as the closest passage with "the articles don't say exactly";
-    below both, the articles do not cover the question.
+    below both, the articles do not cover the question. A fact question's second-best sentence joins the
+    answer when its probability is at least `second_sentence_ratio` times the best one's.
     """
 
     weights: tuple[float, ...]
     bias: float
     answer_threshold: float
     related_threshold: float
+    second_sentence_ratio: float = 0.5
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def probabilities(self, features: Matrix) -> npt.NDArray[np.float64]:
@@ -74,6 +76,7 @@ class ScorerParams:
             "bias": self.bias,
             "answer_threshold": self.answer_threshold,
             "related_threshold": self.related_threshold,
+            "second_sentence_ratio": self.second_sentence_ratio,
             "provenance": self.provenance,
         }
         return json.dumps(payload, indent=2) + "\n"
@@ -93,6 +96,7 @@ class ScorerParams:
                 bias=float(payload["bias"]),
                 answer_threshold=float(payload["answer_threshold"]),
                 related_threshold=float(payload["related_threshold"]),
+                second_sentence_ratio=float(payload["second_sentence_ratio"]),
                 provenance=dict(payload.get("provenance", {})),
             )
         except FileNotFoundError:

@@ -1,0 +1,88 @@
+"""bot.fit: how thresholds and the second-sentence ratio are chosen, on made-up predictions."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import numpy as np
+
+from bot.answer import Candidates, Question
+from bot.engine import Engine
+from bot.fit import (
+    Checked,
+    Example,
+    choose_answer_threshold,
+    choose_related_threshold,
+    choose_second_sentence_ratio,
+    holds_answer,
+    utility,
+)
+from bot.scorer import FEATURES, ScorerParams
+
+
+def checked(group: str, should_answer: bool, confidence: float, right: bool, offtopic: bool = False) -> Checked:
+    return Checked(group, "k", should_answer, confidence, right, offtopic)
+
+
+def test_a_right_answer_is_worth_twice_a_right_abstention() -> None:
+    found = [
+        checked("news:check", True, 0.30, True),
+        checked("news:check", False, 0.20, False),
+        checked("news:check", False, 0.10, False),
+    ]
+    # Answering everything: 1 right answer. Abstaining below 0.25: the answer stays, two abstentions count half.
+    assert utility(found, 0.0) == 1 / 3
+    assert utility(found, 0.25) == (1 + 0.5 * 2) / 3
+    assert choose_answer_threshold(found) == 0.3
+
+
+def test_a_false_abstention_costs_more_than_a_right_abstention_gains() -> None:
+    found = [checked("news:check", True, 0.2, True), checked("news:check", False, 0.3, False)]
+    # Abstaining on the unanswerable question would also lose the answerable one: answer both.
+    assert choose_answer_threshold(found) == 0.0
+
+
+def test_each_source_of_checking_questions_weighs_the_same() -> None:
+    many = [checked("squad:a", True, 0.5, True) for _ in range(9)] + [checked("squad:b", False, 0.1, False)]
+    few = [checked("news:check", False, 0.6, False), checked("news:check", True, 0.7, True)]
+    # Each source contributes its own share, whatever its size: ten SQuAD questions do not outweigh two.
+    assert utility(many + few, 0.65) == utility(many, 0.65) + utility(few, 0.65)
+    assert utility(few, 0.65) == (1 + 0.5) / 2
+
+
+def test_the_related_threshold_separates_off_topic_questions() -> None:
+    found = [
+        checked("news:fit", False, 0.01, False, offtopic=True),
+        checked("news:fit", False, 0.02, False, offtopic=True),
+        checked("news:fit", False, 0.08, False),
+        checked("news:fit", True, 0.30, True),
+    ]
+    threshold = choose_related_threshold(found, ceiling=0.3)
+    assert 0.02 < threshold <= 0.08
+
+
+def _example(probabilities: list[float], labels: list[bool], params: ScorerParams) -> Example:
+    """A question whose candidates get `probabilities` under `params` (one feature carries the logit)."""
+    column = FEATURES.index("cos_sentence")
+    features = np.zeros((len(probabilities), len(FEATURES)))
+    features[:, column] = [np.log(p / (1 - p)) for p in probabilities]
+    candidates = Candidates(list(range(len(probabilities))), features, probabilities)
+    item: dict[str, Any] = {"q": "?", "must": [["x"]]}
+    return Example("news:fit", item, Question.parse("?"), candidates, labels, cast(Engine, None))
+
+
+def test_the_second_sentence_ratio_is_the_fewest_sentences_that_find_as_many_answers() -> None:
+    params = ScorerParams(tuple(1.0 if f == "cos_sentence" else 0.0 for f in FEATURES), 0.0, 0.0, 0.0)
+    examples = [
+        _example([0.8, 0.3], [False, True], params),  # the answer is second, at 0.375 of the best
+        _example([0.9, 0.1], [True, False], params),
+    ]
+    assert choose_second_sentence_ratio(examples, params) == 0.3
+    only_first = [_example([0.9, 0.5], [True, False], params)]
+    assert choose_second_sentence_ratio(only_first, params) == 0.9
+
+
+def test_holds_answer_needs_every_group_and_ignores_case_and_spacing() -> None:
+    assert holds_answer("Held in  March 2016.", [["march 2016"]])
+    assert not holds_answer("Held in March.", [["march 2016"], ["held"]])
+    assert not holds_answer("anything", [])
