@@ -224,6 +224,12 @@ def ask(engine: Engine, item: dict[str, Any], history_turns: int = 3) -> Answer:
     return answer
 
 
+def holds_answer(text: str, must: list[list[str]]) -> bool:
+    """Whether `text` holds one alternative of every `must` group (case and runs of white space aside)."""
+    flat = " ".join(text.lower().split())
+    return bool(must) and all(any(" ".join(alt.lower().split()) in flat for alt in group) for group in must)
+
+
 def judge(engine: Engine, item: dict[str, Any], answer: Answer) -> tuple[bool, bool]:
     """(right, should it have been answered) for one question and its answer; see the module docstring."""
     must: list[list[str]] = item["must"]
@@ -236,9 +242,7 @@ def judge(engine: Engine, item: dict[str, Any], answer: Answer) -> tuple[bool, b
         return not answer.abstained and {c.title for c in answer.citations} >= titles, True
     if not must:
         return answer.abstained and (kind != "offtopic" or not answer.citations), False
-    text = " ".join(answer.text.lower().split())
-    content = all(any(" ".join(alt.lower().split()) in text for alt in group) for group in must)
-    return not answer.abstained and content and cites(answer, src), True
+    return not answer.abstained and holds_answer(answer.text, must) and cites(answer, src), True
 
 
 def evaluate(engine: Engine, questions: list[dict[str, Any]], history_turns: int = 3) -> EvalResult:
@@ -277,16 +281,9 @@ def precision_coverage(judged: list[Judged]) -> list[tuple[float, float, float]]
     points = []
     for threshold in sorted({j.answer.confidence for j in scored if j.answer.confidence is not None}):
         answered = [j for j in scored if (j.answer.confidence or 0.0) >= threshold]
-        right = sum(1 for j in answered if j.should_answer and _holds_answer(j))
+        right = sum(1 for j in answered if j.should_answer and holds_answer(j.answer.text, j.item["must"]))
         points.append((threshold, len(answered) / max(1, len(scored)), right / max(1, len(answered))))
     return points
-
-
-def _holds_answer(judged: Judged) -> bool:
-    """Whether the quoted text (answered or shown as the closest passage) holds the answer."""
-    must: list[list[str]] = judged.item["must"]
-    text = " ".join(judged.answer.text.lower().split())
-    return bool(must) and all(any(" ".join(a.lower().split()) in text for a in group) for group in must)
 
 
 Curve = list[tuple[float, float, float]]  # (threshold, coverage, precision)

@@ -41,7 +41,7 @@ from bot.build import build_index
 from bot.chunking import ChunkingSettings
 from bot.embedding import Embedder
 from bot.engine import Engine
-from bot.evaluate import Curve, load_questions, load_squad, plot_curves, write_corpus
+from bot.evaluate import Curve, holds_answer, load_questions, load_squad, plot_curves, write_corpus
 from bot.scorer import FEATURES, PARAMS_FILE, Matrix, ScorerParams
 from bot.store import open_index
 
@@ -68,11 +68,6 @@ def temporary_engine(corpus_dir: Path, embedder: Embedder, workdir: Path, chunki
     index_dir.mkdir(parents=True, exist_ok=True)
     build_index(corpus_dir, index_dir, embedder, chunking)
     return Engine(index_dir, embedder, open_index(index_dir, embedder), params=_NEUTRAL)
-
-
-def holds_answer(text: str, must: list[list[str]]) -> bool:
-    flat = " ".join(text.lower().split())
-    return bool(must) and all(any(" ".join(alt.lower().split()) in flat for alt in group) for group in must)
 
 
 def collect(engine: Engine, items: Iterable[dict[str, Any]], group: str) -> list[Example]:

@@ -8,13 +8,13 @@ import numpy as np
 
 from bot.answer import Candidates, Question
 from bot.engine import Engine
+from bot.evaluate import holds_answer
 from bot.fit import (
     Checked,
     Example,
     choose_answer_threshold,
     choose_related_threshold,
     choose_second_sentence_ratio,
-    holds_answer,
     utility,
 )
 from bot.scorer import FEATURES, ScorerParams
