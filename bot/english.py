@@ -311,7 +311,8 @@ def name_spans(text: str) -> list[str]:
         name = match.group()
         first, _, rest = name.partition(" ")
         if first.lower() in QUESTION_WORDS | STOPWORDS | AUXILIARIES:
-            name = rest
+            # "As of November", "The Party of X": what follows a capitalized function word may start with one.
+            name = re.sub(r"^(?:(?:of|the|de|von)\s+)+", "", rest)
         lowered = name.lower()
         if name and lowered not in STOPWORDS and lowered not in MONTHS + WEEKDAYS and name not in found:
             found.append(name)

@@ -137,6 +137,8 @@ def test_sentences_that_point_back(sentence: str, dangling: bool) -> None:
         ("What did the Bank of England say in May?", ["Bank of England"]),
         ("The Assembly of the People met Smith.", ["Assembly of the People", "Smith"]),
         ("when was it built", []),
+        ("As of November 2020: the council met.", []),
+        ("As of May: Jane Doe resigned.", ["Jane Doe"]),
     ],
 )
 def test_name_spans(text: str, names: list[str]) -> None:
