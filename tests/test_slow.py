@@ -110,8 +110,13 @@ def test_sigkill_at_fifty_points_of_a_build_never_loses_the_index(tmp_path: Path
     index = tmp_path / "index"
     build_index(corpus, index, FakeEmbedder(), ChunkingSettings())
 
+    # How many calls a whole build makes, with the bridge article and without it: the kills are spread over
+    # the shorter build, so that every one of them happens whichever corpus that build has.
+    returncode, without_bridge = _run_child(tmp_path, kill_at=0)
+    assert returncode == 0, returncode
     write_article(corpus, "2021-05-bridge.md", BRIDGE, title="Bridge over the Ural River reopens")
-    returncode, total = _run_child(tmp_path, kill_at=0)  # how many calls a whole build makes
+    returncode, with_bridge = _run_child(tmp_path, kill_at=0)
+    total = min(without_bridge, with_bridge)
     assert returncode == 0 and total > 10 * KILLS, (returncode, total)
     build_index(corpus, index, FakeEmbedder(), ChunkingSettings())
 
