@@ -108,9 +108,9 @@ class Engine:
         writer: AnswerWriter | None = None,
         multilingual: MultilingualModel | None = None,
     ) -> None:
-        self.writer = writer
+        self.writer = writer  # ANSWER_MODE=llm: answers are written by a model, then checked
         # The second retrieval leg, for questions not in English; used with an index that holds its vectors.
-        self.multilingual = multilingual  # ANSWER_MODE=llm: answers are written by a model, then checked
+        self.multilingual = multilingual
         self.embedder = embedder
         self.max_question_chars = max_question_chars
         scorer_params = params or ScorerParams.load()
@@ -270,9 +270,16 @@ class Engine:
 
 def _with_quotes_note(answer: Answer, question: str) -> Answer:
     """An answer quoting the articles to a question not in English opens with a note, in the question's
-    language, that the quotes are in English (the quotes themselves stay verbatim)."""
+    language, that the quotes are in English (after `CLOSEST_PREFIX` for the closest passage); the quotes
+    themselves stay verbatim."""
     note = quotes_note(question) if answer.quotes else None
-    return dataclasses.replace(answer, text=f"{note}\n{answer.text}") if note else answer
+    if not note:
+        return answer
+    if answer.text.startswith(CLOSEST_PREFIX):  # the closest passage still says so first
+        return dataclasses.replace(
+            answer, text=f"{CLOSEST_PREFIX}\n{note}\n{answer.text[len(CLOSEST_PREFIX) :].lstrip()}"
+        )
+    return dataclasses.replace(answer, text=f"{note}\n{answer.text}")
 
 
 def _newest_first(index: LoadedIndex) -> list[Document]:

@@ -15,6 +15,10 @@ questions.
 
 Quotes stay in the articles' language, so a reply to a question not in English says so in the question's
 language: `quotes_note(question)`.
+
+It is the product's second retrieval leg: with the model loaded (`load_multilingual`, setting MULTILINGUAL), the
+build (bot/build.py) stores a passage-side vector per sentence, and the engine (bot/engine.py) answers a question
+that `is_english` rejects from them.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ last test, marked `model`, runs the real multilingual-e5-small (the [multilingua
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -282,3 +283,18 @@ def test_checking_half_of_the_russian_questions_stays_above_its_floor(tmp_path: 
     assert result.right >= CHECKING_FLOOR, result.table() + "\n" + "\n".join(result.failures)
     answered = [j.answer for j in result.judged if j.answer.outcome is Outcome.ANSWERED]
     assert answered and all(a.text.startswith(QUOTES_IN_ENGLISH_RU) for a in answered)
+
+
+def test_the_note_follows_the_closest_passage_prefix() -> None:
+    from bot.engine import CLOSEST_PREFIX, Answer, _with_quotes_note
+
+    text = f"{CLOSEST_PREFIX} Mamai spoke. [1]"
+    closest = Answer("Кто такой Мамай?", Outcome.ABSTAINED, text, quotes=(("Mamai spoke.", 1),))
+    assert _with_quotes_note(closest, closest.question).text == (
+        f"{CLOSEST_PREFIX}\n{QUOTES_IN_ENGLISH_RU}\nMamai spoke. [1]"
+    )
+    answered = dataclasses.replace(closest, outcome=Outcome.ANSWERED, text="Mamai spoke. [1]")
+    assert _with_quotes_note(answered, answered.question).text == f"{QUOTES_IN_ENGLISH_RU}\nMamai spoke. [1]"
+    assert _with_quotes_note(answered, "Who is Mamai?") == answered  # English: no note
+    not_covered = Answer("Кто такой Мамай?", Outcome.ABSTAINED, NOT_COVERED_TEXT)
+    assert _with_quotes_note(not_covered, not_covered.question) == not_covered  # nothing quoted: no note
