@@ -325,7 +325,7 @@ class SentenceScorer:
             return Choice(Decision.NOT_COVERED, [])
         best = self._preferred(question, candidates)
         if candidates.probabilities[best] < params.answer_threshold:
-            return Choice(Decision.CLOSEST, self._with_antecedents(candidates.sentences[best]))
+            return Choice(Decision.CLOSEST, self.with_antecedents(candidates.sentences[best]))
         lead = candidates.sentences[best]
         if question.explain:
             return Choice(Decision.ANSWER, self._passage(lead))
@@ -338,7 +338,7 @@ class SentenceScorer:
                 chosen.append(sentence)
         quoted: list[int] = []
         for sentence in chosen:
-            quoted.extend(s for s in self._with_antecedents(sentence) if s not in quoted)
+            quoted.extend(s for s in self.with_antecedents(sentence) if s not in quoted)
         return Choice(Decision.ANSWER, quoted)
 
     def _preferred(self, question: Question, candidates: Candidates) -> int:
@@ -353,7 +353,7 @@ class SentenceScorer:
             key=lambda i: (documents[self._data.sentences[candidates.sentences[i]].document].published or "", -i),
         )
 
-    def _with_antecedents(self, sentence: int) -> list[int]:
+    def with_antecedents(self, sentence: int) -> list[int]:
         """The sentence, preceded by those it points back to ("It was commissioned by ..."), in order."""
         quoted = [sentence]
         while (
@@ -366,7 +366,7 @@ class SentenceScorer:
 
     def _passage(self, lead: int) -> list[int]:
         """The lead sentence with what it points back to, then the rest of its paragraph, within the limit."""
-        quoted = self._with_antecedents(lead)
+        quoted = self.with_antecedents(lead)
         length = sum(len(self._data.sentence_text(s)) + 1 for s in quoted)
         following = quoted[-1] + 1
         while self._same_paragraph(following - 1, following):

@@ -1,6 +1,7 @@
 """Rebuild the index from `corpus/`: incrementally, atomically, and without losing the index in use.
 
-Only new or changed articles are embedded; unchanged ones keep their vectors from the version in use. The
+Only new or changed articles are embedded; unchanged ones keep their vectors from the version in use (the
+multilingual sentence vectors, when a multilingual model is given, likewise: see bot/multilingual.py). The
 new version is written to a temporary directory, fsynced, renamed into place, and only then named by
 `CURRENT` (written to a temporary file and `os.replace`d), so a crash at any point leaves the previous
 version serving. Builds are serialized by a lock file.
@@ -31,6 +32,7 @@ from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import ArticleError, ArticleGoneError, BuildError, IndexStoreError
 from bot.manifest import chunking_manifest
+from bot.multilingual import MultilingualModel
 
 _BUILD_PREFIX = ".build-"
 
@@ -50,6 +52,7 @@ class BuildReport:
     chunks: int = 0
     sentences: int = 0
     embedded_texts: int = 0
+    multilingual_texts: int = 0  # sentences embedded by the multilingual model
     seconds: float = 0.0
     up_to_date: bool = False
     full_reason: str | None = None
@@ -64,6 +67,8 @@ class BuildReport:
         lines = [f"{head}: {counts}"]
         if self.full_reason:
             lines.append(f"Full rebuild: {self.full_reason}")
+        if self.multilingual_texts:
+            lines.append(f"Embedded {self.multilingual_texts} sentences for questions not in English")
         lines += [f"  skipped {name}: {reason}" for name, reason in sorted(self.skipped.items())]
         lines += [
             f"  duplicate {name}: the same article as {original}, indexed once"
@@ -83,6 +88,7 @@ class _ArticleParts:
     sentence_vectors: Vectors
     clause_sentences: list[int]
     clause_vectors: Vectors
+    multilingual_vectors: Vectors | None = None  # one per sentence, when made by the multilingual model in use
 
 
 ProgressFactory = Callable[[int], Any]
@@ -98,12 +104,15 @@ def build_index(
     progress: ProgressFactory | None = None,
     max_article_bytes: int = MAX_ARTICLE_BYTES,
     strict: bool = False,
+    multilingual: MultilingualModel | None = None,
 ) -> BuildReport:
     """Bring the index up to date with `corpus_dir`; see the module docstring for the guarantees.
 
     A file that cannot be used is skipped and named in the report; with `strict`, any skip fails the build
     (`BuildError`) and nothing is published. The same article under two names is indexed once, under the
-    first name in sorted order, and the other is named in `report.duplicates`.
+    first name in sorted order, and the other is named in `report.duplicates`. With a `multilingual` model,
+    every sentence is also embedded by it (passage side) for questions not in English; without one, the new
+    version holds no such vectors.
     """
     started = time.perf_counter()
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +121,11 @@ def build_index(
         report = BuildReport()
         files = scan(corpus_dir)
         previous, report.full_reason = _reusable_previous(index_dir, embedder, chunking, full)
-        if previous is not None and previous.manifest.corpus_fingerprint == fingerprint(files):
+        if (
+            previous is not None
+            and previous.manifest.corpus_fingerprint == fingerprint(files)
+            and (multilingual is None or previous.manifest.has_multilingual(multilingual))
+        ):
             report.version = previous.version
             report.up_to_date = True
             report.unchanged = sorted(previous.manifest.documents)
@@ -123,7 +136,7 @@ def build_index(
             _refuse_skips(report, strict)
             return report
 
-        reusable = _previous_parts(previous)
+        reusable = _previous_parts(previous, multilingual)
         previous_hashes = _current_documents(index_dir)
         parts: list[_ArticleParts] = []
         to_embed: list[Article] = []
@@ -161,6 +174,8 @@ def build_index(
             else:  # Re-embedded only because the model or the chunking changed.
                 report.unchanged.append(part.document.doc_id)
         parts += embedded
+        if multilingual is not None:
+            parts = _embed_multilingual(parts, multilingual, progress, report)
         present = {part.document.doc_id for part in parts} | set(report.skipped) | set(report.duplicates)
         report.removed = sorted(previous_hashes.keys() - present)
 
@@ -170,9 +185,9 @@ def build_index(
                 + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
             )
         parts.sort(key=lambda part: part.document.doc_id)
-        data = _assemble(parts, embedder.dimension)
+        data = _assemble(parts, embedder.dimension, multilingual)
         _refuse_skips(report, strict)
-        manifest = _manifest(embedder, chunking, files, parts, report.skipped)
+        manifest = _manifest(embedder, chunking, files, parts, report.skipped, multilingual)
         manifest["duplicates"] = dict(sorted(report.duplicates.items()))
         report.version = _publish(index_dir, data, manifest)
         _count(report, data)
@@ -234,10 +249,18 @@ def _current_documents(index_dir: Path) -> dict[str, str]:
     return {name: str(entry.get("content_hash")) for name, entry in documents.items()}
 
 
-def _previous_parts(previous: store.LoadedIndex | None) -> dict[str, _ArticleParts]:
+def _previous_parts(
+    previous: store.LoadedIndex | None, multilingual: MultilingualModel | None
+) -> dict[str, _ArticleParts]:
     if previous is None:
         return {}
     data = previous.data
+    # Multilingual vectors are reused only when made by the same multilingual model.
+    multilingual_vectors = (
+        data.multilingual_vectors
+        if multilingual is not None and previous.manifest.has_multilingual(multilingual)
+        else None
+    )
     sentence_ids: dict[int, list[int]] = {}
     chunk_ids: dict[int, list[int]] = {}
     clause_ids: dict[int, list[int]] = {}
@@ -262,6 +285,7 @@ def _previous_parts(previous: store.LoadedIndex | None) -> dict[str, _ArticlePar
             sentence_vectors=data.sentence_vectors[sentences],
             clause_sentences=[data.clause_sentences[c] - first for c in clauses],
             clause_vectors=data.clause_vectors[clauses],
+            multilingual_vectors=None if multilingual_vectors is None else multilingual_vectors[sentences],
         )
     return parts
 
@@ -317,7 +341,32 @@ def _embed_articles(
     return parts
 
 
-def _assemble(parts: list[_ArticleParts], dimension: int) -> store.IndexData:
+def _embed_multilingual(
+    parts: list[_ArticleParts],
+    model: MultilingualModel,
+    progress: ProgressFactory | None,
+    report: BuildReport,
+) -> list[_ArticleParts]:
+    """Every part with multilingual sentence vectors: those reused from the previous version are kept, the
+    others' sentences are embedded now (as passages)."""
+    missing = [part for part in parts if part.multilingual_vectors is None]
+    bar = progress(len(missing)) if progress and missing else None
+    done: dict[str, _ArticleParts] = {}
+    for part in missing:
+        texts = [part.document.text[start:end] for start, end in part.sentence_spans]
+        vectors = model.embed(texts)
+        report.multilingual_texts += len(texts)
+        done[part.document.doc_id] = dataclasses.replace(part, multilingual_vectors=vectors)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return [done.get(part.document.doc_id, part) for part in parts]
+
+
+def _assemble(
+    parts: list[_ArticleParts], dimension: int, multilingual: MultilingualModel | None = None
+) -> store.IndexData:
     documents: list[store.Document] = []
     sentences: list[store.SentenceRow] = []
     chunks: list[store.ChunkRow] = []
@@ -343,6 +392,12 @@ def _assemble(parts: list[_ArticleParts], dimension: int) -> store.IndexData:
         sentence_vectors=stack([part.sentence_vectors for part in parts]),
         clause_sentences=clause_sentences,
         clause_vectors=stack([part.clause_vectors for part in parts]),
+        multilingual_vectors=None
+        if multilingual is None
+        else np.vstack(
+            [part.multilingual_vectors for part in parts if part.multilingual_vectors is not None]
+            or [np.zeros((0, multilingual.dimension), np.float32)]
+        ).astype(np.float32),
     )
 
 
@@ -352,9 +407,10 @@ def _manifest(
     files: list[CorpusFile],
     parts: list[_ArticleParts],
     skipped: dict[str, str],
+    multilingual: MultilingualModel | None = None,
 ) -> dict[str, Any]:
     hashes = {file.name: file.sha256 for file in files}
-    return {
+    manifest: dict[str, Any] = {
         "format_version": store.FORMAT_VERSION,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {
@@ -380,6 +436,13 @@ def _manifest(
             "sentences": sum(len(part.sentence_spans) for part in parts),
         },
     }
+    if multilingual is not None:
+        manifest["multilingual"] = {
+            "name": multilingual.name,
+            "fingerprint": multilingual.fingerprint,
+            "dimension": multilingual.dimension,
+        }
+    return manifest
 
 
 def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -> str:

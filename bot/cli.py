@@ -88,7 +88,7 @@ def build(full: bool, quiet: bool, strict: bool) -> None:
     from tqdm import tqdm
 
     from bot.build import build_index
-    from bot.service import load_embedder
+    from bot.service import load_embedder, multilingual_model
 
     embedder = load_embedder(settings)
 
@@ -104,6 +104,7 @@ def build(full: bool, quiet: bool, strict: bool) -> None:
         progress=progress,
         max_article_bytes=settings.max_article_bytes,
         strict=strict,
+        multilingual=multilingual_model(settings),
     )
     click.echo(report.summary())
     if report.skipped:
@@ -125,13 +126,15 @@ def console(as_json: bool) -> None:
     settings = _settings()
     _setup_logging(settings)
     from bot import console as transport
-    from bot.service import load_embedder, open_engine
+    from bot.service import load_embedder, multilingual_model, open_engine
 
     settings.llm()  # Incomplete written-answer settings are reported before the model loads.
     interactive = sys.stdin.isatty() and not as_json
     if interactive:
         click.echo("Loading the model and the index…", err=True)
-    engine = open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
+    engine = open_engine(
+        settings, load_embedder(settings), on_rebuild=_report_rebuild, multilingual=multilingual_model(settings)
+    )
     if as_json:
         transport.run_json(engine, sys.stdin, sys.stdout, settings.history_turns)
     elif interactive:
@@ -175,10 +178,11 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
         write_corpus,
     )
     from bot.feedback import read_feedback
-    from bot.service import load_embedder, open_engine
+    from bot.service import load_embedder, multilingual_model, open_engine
 
     settings.llm()
     embedder = load_embedder(settings)
+    multilingual = multilingual_model(settings)
     with tempfile.TemporaryDirectory(prefix="kazbot-eval-") as tmp:
         if is_squad(question_file):
             articles, questions = load_squad(question_file)
@@ -186,10 +190,10 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
             temporary = settings.model_copy(
                 update={"corpus_dir": Path(tmp) / "corpus", "index_dir": Path(tmp) / "index"}
             )
-            engine = open_engine(temporary, embedder, on_rebuild=lambda reason, report: None)
+            engine = open_engine(temporary, embedder, on_rebuild=lambda reason, report: None, multilingual=multilingual)
         else:
             votes = read_feedback(question_file)
-            engine = open_engine(settings, embedder, on_rebuild=_report_rebuild)
+            engine = open_engine(settings, embedder, on_rebuild=_report_rebuild, multilingual=multilingual)
             if votes:
                 click.echo(feedback_report(engine, votes))
                 return
@@ -243,7 +247,7 @@ def telegram() -> None:
     _setup_logging(settings)
     from telegram.error import InvalidToken, NetworkError, TelegramError
 
-    from bot.service import load_embedder, open_engine
+    from bot.service import load_embedder, multilingual_model, open_engine
     from bot.telegram.app import run
 
     settings.telegram_token()  # A missing or malformed token is reported before the model loads.
@@ -251,7 +255,9 @@ def telegram() -> None:
     settings.llm()
 
     def load_engine() -> Engine:
-        return open_engine(settings, load_embedder(settings), on_rebuild=_report_rebuild)
+        return open_engine(
+            settings, load_embedder(settings), on_rebuild=_report_rebuild, multilingual=multilingual_model(settings)
+        )
 
     token = settings.telegram_token()
     try:

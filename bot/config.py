@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     corpus_dir: Path = Path("corpus")
     index_dir: Path = Path("index")
     embedding_model: str = DEFAULT_MODEL
+    # Questions not in English (bot/multilingual.py): "auto" uses the [multilingual] extra when installed.
+    multilingual: Literal["auto", "off"] = "auto"
     chunk_max_words: int = Field(default=110, ge=20, le=400)
     chunk_overlap_sentences: int = Field(default=1, ge=0, le=5)
     max_article_bytes: int = Field(default=MAX_ARTICLE_BYTES, ge=1)
@@ -68,7 +70,7 @@ class Settings(BaseSettings):
             return frozenset(int(part) for part in re.split(r"[,\s]+", value.strip()) if part)
         return value
 
-    @field_validator("answer_mode", mode="before")
+    @field_validator("answer_mode", "multilingual", mode="before")
     @classmethod
     def _lower_case_mode(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -69,7 +69,8 @@ class Console:
 
     def render_answer(self, answer: Answer) -> str:
         width = min(shutil.get_terminal_size((100, 20)).columns, 100)
-        body = textwrap.fill(answer.text, width=width) if answer.text else ""
+        # Each line on its own: the note over a Russian answer and an overview's heading keep their own lines.
+        body = "\n".join(textwrap.fill(line, width=width) for line in answer.text.splitlines())
         if not answer.citations:
             return body + "\n"
         lines = [body, ""]

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+import numpy as np
+
 from bot import english
 from bot.answer import Candidates, Choice, Decision, Question, SentenceScorer, WordVectors
 from bot.conversation import Conversation, rewrite
-from bot.embedding import Embedder
+from bot.embedding import Embedder, Vectors
 from bot.live_index import LiveIndex
 from bot.markup import strip_markup
+from bot.multilingual import MultilingualModel, is_english, quotes_note
 from bot.scorer import ScorerParams
 from bot.search import Passage, search
 from bot.store import Document, LoadedIndex, open_index
@@ -20,6 +23,19 @@ from bot.writer import AnswerWriter, Progress, SentenceVerdict, SourcePassage, W
 
 # Chunks retrieved per question: their sentences are the candidates for the answer.
 PASSAGES = 8
+
+# Questions not in English (the second retrieval leg, bot/multilingual.py): the best sentence by cosine with the
+# question (multilingual-e5-small) is quoted when its cosine is at least MULTILINGUAL_ANSWER_COSINE, shown as
+# the closest passage when at least MULTILINGUAL_RELATED_COSINE, and below that the articles don't cover it.
+# e5's cosines are compressed (0.74-0.87 on tests/data/ru_qa.jsonl), hence values unlike the English ones.
+# Both were chosen by bench/russian_threshold.py on the fitting half of tests/data/ru_qa.jsonl only (31
+# questions; the split was drawn once, seed 20261201, before any result was seen): the answer threshold gets
+# the most fitting questions right (21/31; the middle of the widest run of best thresholds, 0.780-0.783); the
+# closest passage never paid there (it held the answer of no more answerable questions than it was shown to
+# unanswerable ones), so the related threshold equals it and a question below it is not covered. The checking
+# half scores 18/31 at these values (bench/results/russian-threshold.md; README, "Questions in Russian").
+MULTILINGUAL_ANSWER_COSINE = 0.782
+MULTILINGUAL_RELATED_COSINE = 0.782
 
 
 class Outcome(Enum):
@@ -90,8 +106,11 @@ class Engine:
         max_question_chars: int = 500,
         params: ScorerParams | None = None,
         writer: AnswerWriter | None = None,
+        multilingual: MultilingualModel | None = None,
     ) -> None:
         self.writer = writer  # ANSWER_MODE=llm: answers are written by a model, then checked
+        # The second retrieval leg, for questions not in English; used with an index that holds its vectors.
+        self.multilingual = multilingual
         self.embedder = embedder
         self.max_question_chars = max_question_chars
         scorer_params = params or ScorerParams.load()
@@ -109,9 +128,18 @@ class Engine:
         max_question_chars: int = 500,
         params: ScorerParams | None = None,
         writer: AnswerWriter | None = None,
+        multilingual: MultilingualModel | None = None,
     ) -> Engine:
         index = open_index(index_dir, embedder)
-        return cls(index_dir, embedder, index, max_question_chars=max_question_chars, params=params, writer=writer)
+        return cls(
+            index_dir,
+            embedder,
+            index,
+            max_question_chars=max_question_chars,
+            params=params,
+            writer=writer,
+            multilingual=multilingual,
+        )
 
     @property
     def index(self) -> LoadedIndex:
@@ -120,6 +148,18 @@ class Engine:
     @property
     def version(self) -> str:
         return self.index.version
+
+    @property
+    def multilingual_ready(self) -> bool:
+        """Whether questions not in English are answered by the multilingual leg (with the index in service)."""
+        return self._multilingual_vectors(self.index) is not None
+
+    def _multilingual_vectors(self, index: LoadedIndex) -> Vectors | None:
+        """The index's multilingual sentence vectors, when they were made by this engine's multilingual model."""
+        vectors = index.data.multilingual_vectors
+        if self.multilingual is None or vectors is None or not index.manifest.has_multilingual(self.multilingual):
+            return None
+        return vectors
 
     def update_available(self) -> bool:
         return self.live.update_available()
@@ -152,6 +192,9 @@ class Engine:
             return Answer(question=question, outcome=Outcome.CHAT, text=_small_talk_reply(talk, index))
         if english.asks_overview(cleaned):
             return _overview(question, index)
+        vectors = None if is_english(cleaned) else self._multilingual_vectors(index)
+        if vectors is not None:
+            return self._answer_other_language(question, cleaned, index, scorer, vectors, conversation)
         referents = conversation.referents(cleaned) if conversation else []
         resolved = rewrite(cleaned, referents)
         parsed, passages, candidates = self._retrieve(cleaned, referents, index, scorer)
@@ -162,10 +205,40 @@ class Engine:
             result = _compose(question, choice, index, dated=parsed.latest)
         if result.outcome is Outcome.ANSWERED and self.writer is not None and use_writer:
             result = written_answer(self.writer, result, index, passages, choice.sentences, conversation, on_progress)
-        result = dataclasses.replace(result, confidence=candidates.best)
+        result = dataclasses.replace(_with_quotes_note(result, cleaned), confidence=candidates.best)
         if conversation is not None:
             # Remembered with its pronoun resolved, so that a chain of follow-ups keeps its subject.
             conversation.remember(resolved, result.text if not result.abstained else "")
+        return result
+
+    def _answer_other_language(
+        self,
+        question: str,
+        cleaned: str,
+        index: LoadedIndex,
+        scorer: SentenceScorer,
+        vectors: Vectors,
+        conversation: Conversation | None,
+    ) -> Answer:
+        """A question not in English, answered from the multilingual sentence vectors: the sentence closest in
+        meaning is quoted (with the one before it when it opens with a pronoun) when its cosine clears
+        `MULTILINGUAL_ANSWER_COSINE`. Always extractive: the written-answer check wants English sentences."""
+        assert self.multilingual is not None
+        query = self.multilingual.embed_query([cleaned])[0]
+        # Exact search, one dot product per sentence: a few thousand sentences take well under a millisecond.
+        # At scale (hundreds of thousands of sentences) a FAISS index over these vectors would take over, as it
+        # does for chunks (bot/store.py, EXACT_SEARCH_MAX_CHUNKS).
+        cosines = vectors @ query
+        best = int(np.argmax(cosines)) if len(cosines) else -1
+        cosine = float(cosines[best]) if best >= 0 else 0.0
+        if best < 0 or cosine < MULTILINGUAL_RELATED_COSINE:
+            result = Answer(question=question, outcome=Outcome.ABSTAINED, text=NOT_COVERED_TEXT)
+        else:
+            decision = Decision.ANSWER if cosine >= MULTILINGUAL_ANSWER_COSINE else Decision.CLOSEST
+            choice = Choice(decision, scorer.with_antecedents(best))
+            result = _with_quotes_note(_compose(question, choice, index), cleaned)
+        if conversation is not None:
+            conversation.remember(cleaned, result.text if not result.abstained else "")
         return result
 
     def candidates(self, question: str, referents: list[str] | None = None) -> tuple[Question, Candidates]:
@@ -193,6 +266,20 @@ class Engine:
         if not any(ch.isalpha() for ch in cleaned):
             return "Please ask a question about the articles in words, or ask “What are the articles about?”"
         return None
+
+
+def _with_quotes_note(answer: Answer, question: str) -> Answer:
+    """An answer quoting the articles to a question not in English opens with a note, in the question's
+    language, that the quotes are in English (after `CLOSEST_PREFIX` for the closest passage); the quotes
+    themselves stay verbatim."""
+    note = quotes_note(question) if answer.quotes else None
+    if not note:
+        return answer
+    if answer.text.startswith(CLOSEST_PREFIX):  # the closest passage still says so first
+        return dataclasses.replace(
+            answer, text=f"{CLOSEST_PREFIX}\n{note}\n{answer.text[len(CLOSEST_PREFIX) :].lstrip()}"
+        )
+    return dataclasses.replace(answer, text=f"{note}\n{answer.text}")
 
 
 def _newest_first(index: LoadedIndex) -> list[Document]:

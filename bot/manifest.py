@@ -47,6 +47,8 @@ class Manifest:
     faiss_index: str
     files: dict[str, str]
     raw: dict[str, Any]
+    # The multilingual model whose sentence vectors the index holds (bot/multilingual.py), or None.
+    multilingual: ModelInfo | None = None
 
     @classmethod
     def parse(cls, raw: object, where: str = "manifest.json") -> Manifest:
@@ -56,6 +58,7 @@ class Manifest:
             if not isinstance(raw, dict):
                 raise TypeError("not a JSON object")
             model = raw["model"]
+            multilingual = raw.get("multilingual")
             manifest = cls(
                 format_version=_typed(raw["format_version"], int),
                 version=_typed(raw["version"], str),
@@ -71,6 +74,13 @@ class Manifest:
                 faiss_index=_typed(raw.get("faiss_index", ""), str),
                 files=_typed(raw["files"], dict),
                 raw=raw,
+                multilingual=None
+                if multilingual is None
+                else ModelInfo(
+                    _typed(multilingual["name"], str),
+                    _typed(multilingual["fingerprint"], str),
+                    _typed(multilingual["dimension"], int),
+                ),
             )
         except (KeyError, TypeError) as exc:
             raise IndexCorruptError(
@@ -78,13 +88,26 @@ class Manifest:
             ) from None
         return manifest
 
-    def stale_reason(self, corpus_dir: Path, chunking: ChunkingSettings) -> str | None:
-        """Why this index no longer matches the corpus folder and chunking settings, or None when it does."""
+    def stale_reason(
+        self, corpus_dir: Path, chunking: ChunkingSettings, multilingual: Embedder | None = None
+    ) -> str | None:
+        """Why this index no longer matches the corpus folder, chunking settings and multilingual model (when
+        one is in use; without one, the multilingual vectors an index may hold are simply not used), or None
+        when it does."""
         if self.corpus_fingerprint != fingerprint(scan(corpus_dir)):
             return "the corpus changed since the last build"
         if self.chunking != chunking_manifest(chunking):
             return "the chunking settings or the article cleaner changed since the last build"
+        if multilingual is not None and not self.has_multilingual(multilingual):
+            if self.multilingual is None:
+                return "it holds no vectors for questions not in English yet"
+            return "the multilingual model changed since the last build"
         return None
+
+    def has_multilingual(self, model: Embedder) -> bool:
+        """Whether the index holds sentence vectors made by exactly this multilingual model."""
+        info = self.multilingual
+        return info is not None and info.fingerprint == model.fingerprint and info.dimension == model.dimension
 
     def check_model(self, embedder: Embedder | None) -> None:
         """Vectors from one model mean nothing to another: refuse an index built with different weights."""

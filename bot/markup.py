@@ -22,21 +22,30 @@ _LINK = re.compile(r"!?\[([^\[\]]{0,300})\]\([^()\s]{0,500}\)")
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 # Single *, _ or ~ that open or close emphasis: next to a word on one side and not on the other.
 _EMPHASIS = re.compile(r"(?<![\w*_~])[*_~]+(?=[^\W_])|(?<=[^\W_])[*_~]+(?![\w*_~])")
-# ">" quoting a line (Markdown and MarkdownV2 block quotes, "**>" expandable ones).
-_QUOTE = re.compile(r"^[ \t]*(?:\*\*)?>+", re.MULTILINE)
+# A run of *, _ or ~ standing alone, as a mark left once a tag inside it is gone ("*<b>Who</b>*").
+_LONE_MARKS = re.compile(r"(?<!\S)[*_~]+(?!\S)")
+# ">" quoting a line (Markdown and MarkdownV2 block quotes, "**>" expandable ones, "*> ...*" in emphasis).
+_QUOTE = re.compile(r"^[ \t]*(?:[*_~]{1,2})?>+", re.MULTILINE)
 
 
 def strip_markup(text: str) -> str:
     """The question without markup, entities, invisible characters or runs of white space."""
     text = _visible(html.unescape(_visible(text)))
-    text = _QUOTE.sub(" ", text)
-    text = _TAGS_AND_MARKS.sub(" ", text)
-    for _ in range(5):  # links inside links, innermost first
-        text, found = _LINK.subn(r"\1", text)
-        if not found:
+    # Until nothing changes: taking one kind out may expose another ("*<b>> Who</b>*": the tag hides the quote
+    # marker, and the tag's space leaves the stars standing alone).
+    for _ in range(5):
+        before = text
+        text = _QUOTE.sub(" ", text)
+        text = _TAGS_AND_MARKS.sub(" ", text)
+        for _ in range(5):  # links inside links, innermost first
+            text, found = _LINK.subn(r"\1", text)
+            if not found:
+                break
+        text = _ESCAPE.sub(r"\1", text)
+        text = _EMPHASIS.sub("", text)
+        text = _LONE_MARKS.sub(" ", text)
+        if text == before:
             break
-    text = _ESCAPE.sub(r"\1", text)
-    text = _EMPHASIS.sub("", text)
     return " ".join(text.split())
 
 

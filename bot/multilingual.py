@@ -15,6 +15,10 @@ questions.
 
 Quotes stay in the articles' language, so a reply to a question not in English says so in the question's
 language: `quotes_note(question)`.
+
+It is the product's second retrieval leg: with the model loaded (`load_multilingual`, setting MULTILINGUAL), the
+build (bot/build.py) stores a passage-side vector per sentence, and the engine (bot/engine.py) answers a question
+that `is_english` rejects from them.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -92,6 +96,36 @@ def package_dir() -> Path:
             "pip install -e '.[multilingual]' (make install does)"
         )
     return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+class MultilingualModel(Protocol):
+    """What the second retrieval leg needs: `embed` for passages (what an index stores), `embed_query` for
+    questions; `name` and `fingerprint` identify the weights (recorded in the manifest)."""
+
+    name: str
+    fingerprint: str
+    dimension: int
+
+    def embed(self, texts: list[str]) -> Vectors:
+        """Passages: one normalized row per text."""
+        ...
+
+    def embed_query(self, texts: list[str]) -> Vectors:
+        """Questions: one normalized row per text."""
+        ...
+
+
+def available() -> bool:
+    """Whether the [multilingual] extra is installed (found without importing it)."""
+    return importlib.util.find_spec(PACKAGE) is not None
+
+
+def load_multilingual(mode: str = "auto") -> MultilingualEmbedder | None:
+    """The multilingual model for the second retrieval leg, or None when it is off: `mode` "off" (the setting
+    MULTILINGUAL), or the extra is not installed. Installed but damaged weights raise `ModelError`."""
+    if mode == "off" or not available():
+        return None
+    return MultilingualEmbedder()
 
 
 class MultilingualEmbedder:

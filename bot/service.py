@@ -10,6 +10,7 @@ from bot.config import Settings
 from bot.embedding import Embedder, SentenceTransformerEmbedder
 from bot.engine import Engine
 from bot.errors import IndexMissingError
+from bot.multilingual import MultilingualModel, load_multilingual
 from bot.store import open_index
 from bot.writer import AnswerWriter
 
@@ -20,17 +21,30 @@ def load_embedder(settings: Settings) -> Embedder:
     return SentenceTransformerEmbedder(settings.embedding_model)
 
 
+def multilingual_model(settings: Settings) -> MultilingualModel | None:
+    """The multilingual model for questions not in English, or None (MULTILINGUAL=off, or the extra missing)."""
+    model = load_multilingual(settings.multilingual)
+    if model is None and settings.multilingual != "off":
+        log.info("Questions not in English take the English path: the [multilingual] extra is not installed")
+    return model
+
+
 def open_engine(
-    settings: Settings, embedder: Embedder, *, on_rebuild: Callable[[str, BuildReport], None] | None = None
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    on_rebuild: Callable[[str, BuildReport], None] | None = None,
+    multilingual: MultilingualModel | None = None,
 ) -> Engine:
-    """An engine on an up-to-date index: a missing or stale one is (re)built first and reported.
+    """An engine on an up-to-date index: a missing or stale one is (re)built first and reported. With a
+    `multilingual` model, an index without its vectors is stale (the rebuild embeds only those).
 
     A mismatched or corrupted index raises its `IndexStoreError`: that needs a person's decision.
     """
     index = None
     try:
         index = open_index(settings.index_dir, embedder)
-        reason = index.manifest.stale_reason(settings.corpus_dir, settings.chunking)
+        reason = index.manifest.stale_reason(settings.corpus_dir, settings.chunking, multilingual)
     except IndexMissingError:
         reason = "no index has been built yet"
     if reason is not None:
@@ -40,6 +54,7 @@ def open_engine(
             embedder,
             settings.chunking,
             max_article_bytes=settings.max_article_bytes,
+            multilingual=multilingual,
         )
         if on_rebuild is not None:
             on_rebuild(reason, report)
@@ -53,6 +68,7 @@ def open_engine(
         index,
         max_question_chars=settings.max_question_chars,
         writer=load_writer(settings, embedder),
+        multilingual=multilingual,
     )
 
 

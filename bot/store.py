@@ -6,6 +6,8 @@
         chunks.faiss              chunk vectors (FAISS; exact search while the corpus is small)
         sentence_vectors.npy      one vector per sentence, for choosing the sentences that answer
         clause_vectors.npy        one vector per clause of a long sentence (which sentence: store.sqlite)
+        sentence_vectors_e5.npy   optional: one multilingual vector per sentence, for questions not in English
+                                  (bot/multilingual.py; the manifest's "multilingual" names the model)
         store.sqlite              documents, sentences and chunks (character spans into each document)
         bm25/                     the lexical index over chunks (bm25s, saved without pickle)
 
@@ -38,6 +40,7 @@ MANIFEST = "manifest.json"
 FAISS_FILE = "chunks.faiss"
 SENTENCE_VECTORS = "sentence_vectors.npy"
 CLAUSE_VECTORS = "clause_vectors.npy"
+MULTILINGUAL_VECTORS = "sentence_vectors_e5.npy"
 SQLITE_FILE = "store.sqlite"
 BM25_DIR = "bm25"
 # What `CURRENT` may name: a version directory right inside the index folder, never a path elsewhere.
@@ -90,6 +93,8 @@ class IndexData:
     sentence_vectors: Vectors
     clause_sentences: list[int]
     clause_vectors: Vectors
+    # One multilingual-model vector per sentence (passage side), or None when the index was built without them.
+    multilingual_vectors: Vectors | None = None
 
     def sentence_text(self, sentence: int) -> str:
         row = self.sentences[sentence]
@@ -161,6 +166,8 @@ def write_version(directory: Path, data: IndexData, bm25_tokens: list[list[str]]
     faiss.write_index(index, str(directory / FAISS_FILE))
     np.save(directory / SENTENCE_VECTORS, data.sentence_vectors, allow_pickle=False)
     np.save(directory / CLAUSE_VECTORS, data.clause_vectors, allow_pickle=False)
+    if data.multilingual_vectors is not None:
+        np.save(directory / MULTILINGUAL_VECTORS, data.multilingual_vectors, allow_pickle=False)
     _write_sqlite(directory / SQLITE_FILE, data)
     retriever = bm25s.BM25()
     retriever.index(bm25_tokens, show_progress=False)
@@ -251,6 +258,14 @@ def _manifest_problem(manifest: dict[str, Any], version: str) -> str | None:
     dimension = model.get("dimension")
     if type(dimension) is not int or dimension <= 0:
         return f"the model dimension {dimension!r} is not a positive whole number"
+    multilingual = manifest.get("multilingual")
+    if multilingual is not None and (
+        not isinstance(multilingual, dict)
+        or not all(isinstance(multilingual.get(key), str) for key in ("name", "fingerprint"))
+        or type(multilingual.get("dimension")) is not int
+        or multilingual["dimension"] <= 0
+    ):
+        return "the multilingual model is not described"
     if "files" not in manifest:
         return "it lists no files"
     if not strings(manifest["files"]):
@@ -314,6 +329,8 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
         data.chunk_vectors = _faiss_vectors(faiss_index)
         data.sentence_vectors = np.load(directory / SENTENCE_VECTORS, allow_pickle=False)
         data.clause_vectors = np.load(directory / CLAUSE_VECTORS, allow_pickle=False)
+        if manifest.multilingual is not None:
+            data.multilingual_vectors = np.load(directory / MULTILINGUAL_VECTORS, allow_pickle=False)
         bm25 = bm25s.BM25.load(str(directory / BM25_DIR), allow_pickle=False, show_progress=False)
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
         raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
@@ -324,6 +341,11 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
         faiss_index.ntotal != len(data.chunks)
         or data.sentence_vectors.shape != (len(data.sentences), dimension)
         or data.clause_vectors.shape != (len(data.clause_sentences), dimension)
+        or (
+            manifest.multilingual is not None
+            and data.multilingual_vectors is not None
+            and data.multilingual_vectors.shape != (len(data.sentences), manifest.multilingual.dimension)
+        )
     ):
         raise IndexCorruptError(f"index {version} has vector counts that do not match its chunks and sentences")
     return LoadedIndex(version=version, manifest=manifest, data=data, faiss_index=faiss_index, bm25=bm25)

@@ -128,3 +128,60 @@ def write_article(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(front + body.strip() + "\n", encoding="utf-8")
     return path
+
+
+# ``FakeMultilingualEmbedder``: a stand-in for the multilingual model (bot/multilingual.py) that shares no code
+# with it. A fixed table maps a few Russian and English word forms to shared concepts; a text's vector has 1 on
+# the axis of each concept it names, and 0.3 on a "Latin words" or "Cyrillic words" axis when it has any word of
+# that script outside the table (1 on a last axis for a text without words), L2-normalized. A Russian question
+# and the English sentence naming the same concepts therefore have a cosine above 0.9, a question naming none of
+# a sentence's concepts a cosine of 0, and one sharing a concept of three about 0.55: far on either side of the
+# product's thresholds, so tests check the leg's mechanics, not e5's calibration.
+MULTILINGUAL_CONCEPTS: dict[str, tuple[str, ...]] = {
+    "mamai": ("mamai", "мамай", "мамая", "мамаю"),
+    "detained": ("detained", "задержали", "задержан"),
+    "days": ("days", "суток", "дней"),
+    "elbasy": ("elbasy", "елбасы"),
+    "funding": ("funding", "деньги", "финансирование"),
+    "state": ("state", "государства", "государство"),
+}
+_CONCEPT_OF = {form: axis for axis, forms in enumerate(MULTILINGUAL_CONCEPTS.values()) for form in forms}
+FAKE_MULTILINGUAL_NAME = "fake-multilingual-concepts"
+
+
+class FakeMultilingualEmbedder:
+    """The concept-table embedder described above; counts passages and questions embedded separately."""
+
+    def __init__(self, name: str = FAKE_MULTILINGUAL_NAME) -> None:
+        self.name = name
+        self.dimension = len(MULTILINGUAL_CONCEPTS) + 3  # the concepts, Latin words, Cyrillic words, no words
+        self.fingerprint = hashlib.sha256(f"multilingual:{name}".encode()).hexdigest()
+        self.passages: list[str] = []
+        self.queries: list[str] = []
+
+    def vector(self, text: str) -> Vectors:
+        vector = np.zeros(self.dimension, dtype=np.float64)
+        for word in re.findall(r"\w+", text.lower()):
+            if word in _CONCEPT_OF:
+                vector[_CONCEPT_OF[word]] = 1.0
+            elif re.match(r"[а-яё]", word):
+                vector[-2] = 0.3
+            else:
+                vector[-3] = 0.3
+        if not vector.any():
+            vector[-1] = 1.0
+        result: Vectors = (vector / np.linalg.norm(vector)).astype(np.float32)
+        return result
+
+    def _rows(self, texts: list[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray(np.vstack([self.vector(text) for text in texts]), dtype=np.float32)
+
+    def embed(self, texts: list[str]) -> Vectors:
+        self.passages.extend(texts)
+        return self._rows(texts)
+
+    def embed_query(self, texts: list[str]) -> Vectors:
+        self.queries.extend(texts)
+        return self._rows(texts)

@@ -179,6 +179,15 @@ def test_markup_around_a_question_does_not_change_its_answer(shared_engine: Engi
     assert (answer.outcome, answer.text, answer.citations) == (plain.outcome, plain.text, plain.citations), text
 
 
+def test_markup_exposed_by_taking_other_markup_out_goes_too() -> None:
+    # Found by hypothesis: a ">" opens the line, or stars stand alone, only once the tag is gone.
+    assert strip_markup("<b>> Who</b> is Zhanbolat Mamai?") == "Who is Zhanbolat Mamai?"
+    assert strip_markup("<i>**>Who</i> is he?") == "Who is he?"
+    assert strip_markup("*<b>Who</b>* is he?") == "Who is he?"
+    assert strip_markup("*<b>> Who</b>* is he?") == "Who is he?"
+    assert strip_markup("*> Who* is he?") == "Who is he?"
+
+
 def test_markdown_v2_escapes_are_taken_out() -> None:
     assert strip_markup(r"Who leads the party\? \*really\* \(now\)") == "Who leads the party? really (now)"
 

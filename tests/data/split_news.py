@@ -1,9 +1,10 @@
 """Assign a one-time fit/check split to the hand-written news evaluation sets.
 
-Reads ``news_qa.jsonl`` and ``news_followup.jsonl`` (next to this script),
+Reads ``news_qa.jsonl``, ``news_followup.jsonl`` and ``ru_qa.jsonl`` (next to this script),
 and gives every line a field ``"split"`` with value ``"fit"`` or ``"check"``.
 
-The split is stratified by ``kind``: for each file, the ids of each kind
+The split is stratified by ``kind`` (for a file without kinds, ``ru_qa.jsonl``: answerable, ``must`` not
+empty, or unanswerable): for each file, the ids of each kind
 (taken in sorted order, kinds processed in sorted order) are shuffled with
 one ``random.Random(20261201)`` generator per file; the first half of the
 shuffled ids (rounded down) goes to ``"fit"`` and the rest to ``"check"``.
@@ -29,15 +30,19 @@ from typing import Any
 
 SEED = 20261201
 HERE = Path(__file__).resolve().parent
-FILES = ["news_qa.jsonl", "news_followup.jsonl"]
+FILES = ["news_qa.jsonl", "news_followup.jsonl", "ru_qa.jsonl"]
 KEY_ORDER = ["id", "kind", "split", "q", "turns", "must", "src"]
+
+
+def stratum(row: dict[str, Any]) -> str:
+    return str(row.get("kind") or ("answerable" if row["must"] else "unanswerable"))
 
 
 def split_file(path: Path) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     by_kind: defaultdict[str, list[str]] = defaultdict(list)
     for row in rows:
-        by_kind[row["kind"]].append(row["id"])
+        by_kind[stratum(row)].append(row["id"])
     rng = random.Random(SEED)
     assignment: dict[str, str] = {}
     for kind in sorted(by_kind):
@@ -61,7 +66,7 @@ def main() -> None:
         rows = split_file(HERE / name)
         counts: defaultdict[str, dict[str, int]] = defaultdict(lambda: {"fit": 0, "check": 0})
         for row in rows:
-            counts[row["kind"]][row["split"]] += 1
+            counts[stratum(row)][row["split"]] += 1
         for kind in sorted(counts):
             print(f"{name}\t{kind}\tfit={counts[kind]['fit']}\tcheck={counts[kind]['check']}")
 
