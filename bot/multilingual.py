@@ -46,7 +46,7 @@ DIMENSION = 384
 QUOTES_IN_ENGLISH_RU = "Цитаты приводятся на английском языке, на языке статей."
 
 # A question is taken for Russian (or another Cyrillic-script language) when at least this share of its
-# letters is Cyrillic; names quoted in another script ("Кто такой Mamai?") do not change its language.
+# letters is Cyrillic; names quoted in another script ("Кто такой John Smith?") do not change its language.
 CYRILLIC_SHARE = 0.5
 
 
