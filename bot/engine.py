@@ -15,7 +15,7 @@ from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder, Vectors
 from bot.live_index import LiveIndex
 from bot.markup import strip_markup
-from bot.multilingual import MultilingualModel, is_english, quotes_note
+from bot.multilingual import MultilingualModel, is_english, not_covered_note, quotes_note
 from bot.scorer import ScorerParams
 from bot.search import Passage, search
 from bot.store import Document, LoadedIndex, open_index
@@ -232,7 +232,10 @@ class Engine:
         best = int(np.argmax(cosines)) if len(cosines) else -1
         cosine = float(cosines[best]) if best >= 0 else 0.0
         if best < 0 or cosine < MULTILINGUAL_RELATED_COSINE:
-            result = Answer(question=question, outcome=Outcome.ABSTAINED, text=NOT_COVERED_TEXT)
+            # Said in the question's language first, then in the articles'.
+            note = not_covered_note(cleaned)
+            text = f"{note}\n{NOT_COVERED_TEXT}" if note else NOT_COVERED_TEXT
+            result = Answer(question=question, outcome=Outcome.ABSTAINED, text=text)
         else:
             decision = Decision.ANSWER if cosine >= MULTILINGUAL_ANSWER_COSINE else Decision.CLOSEST
             choice = Choice(decision, scorer.with_antecedents(best))

@@ -44,6 +44,7 @@ DIMENSION = 384
 
 # Said, in the question's language, under an answer whose quotes are in English.
 QUOTES_IN_ENGLISH_RU = "Цитаты приводятся на английском языке, на языке статей."
+NOT_COVERED_RU = "В статьях об этом ничего нет."
 
 # A question is taken for Russian (or another Cyrillic-script language) when at least this share of its
 # letters is Cyrillic; names quoted in another script ("Кто такой John Smith?") do not change its language.
@@ -78,6 +79,11 @@ def is_english(text: str) -> bool:
     if sum(map(_is_cyrillic, letters)) / len(letters) >= CYRILLIC_SHARE:
         return False
     return sum(map(_is_latin, letters)) / len(letters) > 0.5
+
+
+def not_covered_note(question: str) -> str | None:
+    """ "The articles don't cover this" in the question's language; None for an English question."""
+    return NOT_COVERED_RU if cyrillic_share(question) >= CYRILLIC_SHARE else None
 
 
 def quotes_note(question: str) -> str | None:

@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.conversation import Conversation
 from bot.engine import NOT_COVERED_TEXT, Engine, Outcome
 from bot.errors import IndexCorruptError
-from bot.multilingual import QUOTES_IN_ENGLISH_RU, load_multilingual
+from bot.multilingual import NOT_COVERED_RU, QUOTES_IN_ENGLISH_RU, load_multilingual
 from bot.service import multilingual_model, open_engine
 from bot.store import MANIFEST, MULTILINGUAL_VECTORS, current_version, open_index
 
@@ -209,7 +209,7 @@ def test_russian_question_below_the_threshold_is_not_covered(
     answer = _engine(leg_index, multilingual).answer("Какая погода будет завтра в Астане?")
     assert multilingual.queries == ["Какая погода будет завтра в Астане?"]
     assert answer.outcome is Outcome.ABSTAINED
-    assert answer.text == NOT_COVERED_TEXT and not answer.citations and not answer.quotes
+    assert answer.text == f"{NOT_COVERED_RU}\n{NOT_COVERED_TEXT}" and not answer.citations and not answer.quotes
 
 
 def test_english_question_does_not_use_the_leg(leg_index: Path, multilingual: FakeMultilingualEmbedder) -> None:
