@@ -243,7 +243,7 @@ def _current_documents(index_dir: Path) -> dict[str, str]:
     if version is None:
         return {}
     try:
-        documents = store.read_manifest(index_dir / version).get("documents", {})
+        documents = store.read_manifest(index_dir / version).documents
     except IndexStoreError:
         return {}
     return {name: str(entry.get("content_hash")) for name, entry in documents.items()}

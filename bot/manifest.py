@@ -51,12 +51,15 @@ class Manifest:
     multilingual: ModelInfo | None = None
 
     @classmethod
-    def parse(cls, raw: object, where: str = "manifest.json") -> Manifest:
-        """The manifest in `raw`; `IndexCorruptError` naming the way out when a field is missing or of the
-        wrong type."""
+    def parse(cls, raw: object, where: str = "manifest.json", version: str | None = None) -> Manifest:
+        """The manifest in `raw` (of the version directory `version`, when known); `IndexCorruptError`
+        naming the way out when its shape is wrong."""
+        if not isinstance(raw, dict):
+            raise IndexCorruptError(f"{where} is not a JSON object; rebuild with 'python -m bot build --full'")
+        problem = shape_problem(raw, version)
+        if problem:
+            raise IndexCorruptError(f"{where} is garbled: {problem}; rebuild with 'python -m bot build --full'")
         try:
-            if not isinstance(raw, dict):
-                raise TypeError("not a JSON object")
             model = raw["model"]
             multilingual = raw.get("multilingual")
             manifest = cls(
@@ -119,6 +122,52 @@ class Manifest:
                 f"configured model is {embedder.name!r} ({embedder.dimension} dimensions); rebuild it with "
                 "'python -m bot build --full'"
             )
+
+
+def shape_problem(manifest: dict[str, Any], version: str | None) -> str | None:
+    """What is wrong with the shape of a manifest that parsed as JSON, or None."""
+
+    def strings(value: object) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+    model = manifest.get("model")
+    if not isinstance(model, dict) or not all(isinstance(model.get(key), str) for key in ("name", "fingerprint")):
+        return "the model is not described"
+    dimension = model.get("dimension")
+    if type(dimension) is not int or dimension <= 0:
+        return f"the model dimension {dimension!r} is not a positive whole number"
+    multilingual = manifest.get("multilingual")
+    if multilingual is not None and (
+        not isinstance(multilingual, dict)
+        or not all(isinstance(multilingual.get(key), str) for key in ("name", "fingerprint"))
+        or type(multilingual.get("dimension")) is not int
+        or multilingual["dimension"] <= 0
+    ):
+        return "the multilingual model is not described"
+    if "files" not in manifest:
+        return "it lists no files"
+    if not strings(manifest["files"]):
+        return "the file list is not a mapping of names to hashes"
+    if version is not None and manifest.get("version", version) != version:
+        return f"it describes version {manifest.get('version')!r}, not {version!r}"
+    documents = manifest.get("documents")
+    if not isinstance(documents, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("content_hash"), str) for entry in documents.values()
+    ):
+        return "the document list is not a mapping of names to content hashes"
+    skipped = manifest.get("skipped", {})
+    if not isinstance(skipped, dict) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("reason"), str) for entry in skipped.values()
+    ):
+        return "the list of skipped files is not a mapping of names to reasons"
+    if not strings(manifest.get("duplicates", {})):
+        return "the list of duplicates is not a mapping of names"
+    for key in ("chunking", "counts"):
+        if not isinstance(manifest.get(key, {}), dict):
+            return f"{key!r} is not a mapping"
+    if not isinstance(manifest.get("corpus_fingerprint", ""), str):
+        return "the corpus fingerprint is not text"
+    return None
 
 
 def _typed(value: Any, kind: type) -> Any:

@@ -225,71 +225,20 @@ def _write_sqlite(path: Path, data: IndexData) -> None:
         connection.close()
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """The manifest of a version directory, checked for shape: a garbled one raises `IndexCorruptError`, one of
-    another format `IndexMismatchError`."""
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest of a version directory: a garbled one raises `IndexCorruptError`, one of another format
+    `IndexMismatchError`."""
     try:
-        manifest: dict[str, Any] = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+        raw: Any = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexCorruptError(f"{directory} has no {MANIFEST}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(f"{directory / MANIFEST} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise IndexCorruptError(f"{directory / MANIFEST} is not a JSON object")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
         raise IndexMismatchError(
-            f"the index has format {manifest.get('format_version')!r}, this version reads {FORMAT_VERSION}"
+            f"the index has format {raw.get('format_version')!r}, this version reads {FORMAT_VERSION}"
         )
-    problem = _manifest_problem(manifest, directory.name)
-    if problem:
-        raise IndexCorruptError(f"{directory / MANIFEST} is garbled: {problem}")
-    return manifest
-
-
-def _manifest_problem(manifest: dict[str, Any], version: str) -> str | None:
-    """What is wrong with the shape of a manifest that parsed as JSON, or None."""
-
-    def strings(value: object) -> bool:
-        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-
-    model = manifest.get("model")
-    if not isinstance(model, dict) or not all(isinstance(model.get(key), str) for key in ("name", "fingerprint")):
-        return "the model is not described"
-    dimension = model.get("dimension")
-    if type(dimension) is not int or dimension <= 0:
-        return f"the model dimension {dimension!r} is not a positive whole number"
-    multilingual = manifest.get("multilingual")
-    if multilingual is not None and (
-        not isinstance(multilingual, dict)
-        or not all(isinstance(multilingual.get(key), str) for key in ("name", "fingerprint"))
-        or type(multilingual.get("dimension")) is not int
-        or multilingual["dimension"] <= 0
-    ):
-        return "the multilingual model is not described"
-    if "files" not in manifest:
-        return "it lists no files"
-    if not strings(manifest["files"]):
-        return "the file list is not a mapping of names to hashes"
-    if manifest.get("version", version) != version:
-        return f"it describes version {manifest.get('version')!r}, not {version!r}"
-    documents = manifest.get("documents")
-    if not isinstance(documents, dict) or not all(
-        isinstance(entry, dict) and isinstance(entry.get("content_hash"), str) for entry in documents.values()
-    ):
-        return "the document list is not a mapping of names to content hashes"
-    skipped = manifest.get("skipped", {})
-    if not isinstance(skipped, dict) or not all(
-        isinstance(entry, dict) and isinstance(entry.get("reason"), str) for entry in skipped.values()
-    ):
-        return "the list of skipped files is not a mapping of names to reasons"
-    if not strings(manifest.get("duplicates", {})):
-        return "the list of duplicates is not a mapping of names"
-    for key in ("chunking", "counts"):
-        if not isinstance(manifest.get(key, {}), dict):
-            return f"{key!r} is not a mapping"
-    if not isinstance(manifest.get("corpus_fingerprint", ""), str):
-        return "the corpus fingerprint is not text"
-    return None
+    return Manifest.parse(raw, str(directory / MANIFEST), version=directory.name)
 
 
 def open_index(index_dir: Path, embedder: Embedder | None = None, version: str | None = None) -> LoadedIndex:
@@ -316,7 +265,7 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
     directory = index_dir / version
     if directory.is_symlink() or not directory.is_dir():
         raise IndexCorruptError(f"{index_dir / CURRENT} names {version!r}, which does not exist")
-    manifest = Manifest.parse(read_manifest(directory), str(directory / MANIFEST))
+    manifest = read_manifest(directory)
     manifest.check_model(embedder)
     expected = manifest.files
     actual = file_hashes(directory)

@@ -150,7 +150,7 @@ def test_changing_an_article_reembeds_only_it(corpus_dir: Path, built_index: Pat
     assert new_sentence in sentences
     assert old_sentence not in sentences
     manifest = store.read_manifest(built_index / str(report.version))
-    assert manifest["documents"][CRACKDOWN]["content_hash"] != manifest["documents"][RALLY]["content_hash"]
+    assert manifest.documents[CRACKDOWN]["content_hash"] != manifest.documents[RALLY]["content_hash"]
 
 
 def test_deleting_an_article_removes_it(corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder) -> None:
