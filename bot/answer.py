@@ -70,8 +70,10 @@ class Question:
         if kind is AnswerType.QUANTITY:
             # "long" in "how long", "many" in "how many": the words of the question's form are not its subject.
             frame = frame | {"long", "old", "far", "tall", "high", "big", "large", "wide", "deep", "often"}
-        own = tuple(w for w in english.content_words(text) if w not in frame)
-        context_words = tuple(w for w in english.content_words(context) if w not in frame and w not in own)
+        own = tuple(w for w in english.content_words(text, numbers=True) if w not in frame)
+        context_words = tuple(
+            w for w in english.content_words(context, numbers=True) if w not in frame and w not in own
+        )
         return cls(
             text=text,
             words=own,
@@ -188,7 +190,9 @@ class SentenceScorer:
         """The stems of the articles that count as this word, with their credit: itself, its other
         spellings (same sound: full credit), and, for a word the articles never use, close misspellings."""
         own = english.stem(word)
-        found = {own: 1.0} if own in self._idf else {}
+        if own in self._idf:
+            return {own: 1.0}  # A word the articles use means itself ("later" is not "latter").
+        found: dict[str, float] = {}
         key = english.spelling_key(word)
         for variant in self._stems_by_key.get(key, ()):
             found.setdefault(variant, 1.0)
@@ -273,7 +277,7 @@ class SentenceScorer:
     def _soft_matches(self, question: Question, ids: list[int]) -> list[float]:
         """Per sentence, the IDF-weighted mean over the question's words of the closest word in meaning that
         the sentence holds (1 for the word itself): "spouse" finds "wife", "pledges" finds "promises"."""
-        asked = list(question.words)
+        asked = [w for w in question.words if not w.isdigit()]
         if not asked:
             return [0.0] * len(ids)
         sentence_words = [english.content_words(self._data.sentence_text(s)) for s in ids]
@@ -350,7 +354,10 @@ class SentenceScorer:
         documents = self._data.documents
         return max(
             good,
-            key=lambda i: (documents[self._data.sentences[candidates.sentences[i]].document].published or "", -i),
+            key=lambda i: (
+                english.date_sort_key(documents[self._data.sentences[candidates.sentences[i]].document].published),
+                -i,
+            ),
         )
 
     def with_antecedents(self, sentence: int) -> list[int]:

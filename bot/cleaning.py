@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bot.english import function_word_share
 
 # Bump when the rules change: the manifest records it, so a changed cleaner re-reads every article.
-CLEANER_VERSION = 3
+CLEANER_VERSION = 4
 
 _UI_LABEL = re.compile(
     r"""^(?:
@@ -61,8 +61,9 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), Non
 _PROSE_MIN_WORDS = 12
 # A long capitalized line with at least this share of function words ("of", "the", "was") reads as prose.
 _PROSE_FUNCTION_SHARE = 0.3
-# Furniture in the last part of a page (past this share of its lines), after the article's paragraphs, starts
-# the page's footer: share bars, related links, the publisher's notes about itself.
+# A bulleted furniture item (an image label, "Share", "Related") in the last part of a page (past this share of
+# its lines), after the article's paragraphs, starts the page's footer: link lists, the publisher's notes about
+# itself. Furniture that is not a list item ("Advertisement" between paragraphs) is only skipped.
 _FOOTER_START = 0.6
 
 
@@ -105,8 +106,12 @@ def clean_text(raw: str, *, first_line_is_title: bool = False) -> CleanedText:
     With `first_line_is_title` (plain-text articles), the first line that is not furniture is the headline
     even when it reads like a sentence ("Is the election fair?").
     """
-    lines = [_BULLET.sub("", line) for line in normalize(raw).split("\n")]
-    lines = [line for line in lines if line]
+    raw_lines = [line for line in normalize(raw).split("\n") if line]
+    # Which lines were list items: a bulleted label near the end starts the footer (related links, sharing).
+    bulleted = [bool(_BULLET.match(line)) for line in raw_lines]
+    lines = [_BULLET.sub("", line) for line in raw_lines]
+    keep = [i for i, line in enumerate(lines) if line]
+    lines, bulleted = [lines[i] for i in keep], [bulleted[i] for i in keep]
 
     # Images are often captioned twice (alt text, then caption): a line repeated at once is a caption.
     repeated = {i for i in range(1, len(lines)) if lines[i] == lines[i - 1]}
@@ -121,7 +126,7 @@ def clean_text(raw: str, *, first_line_is_title: bool = False) -> CleanedText:
         if paragraphs and short and _END_OF_ARTICLE.match(line):
             break
         furniture = (short and _UI_LABEL.match(line)) or _MEDIA_TIMES.match(line)
-        if furniture and paragraphs and i >= _FOOTER_START * len(lines):
+        if furniture and bulleted[i] and paragraphs and i >= _FOOTER_START * len(lines):
             break
         if i in repeated or furniture:
             continue

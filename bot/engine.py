@@ -286,7 +286,7 @@ def _with_quotes_note(answer: Answer, question: str) -> Answer:
 
 
 def _newest_first(index: LoadedIndex) -> list[Document]:
-    return sorted(index.data.documents, key=lambda d: (d.published or "", d.title), reverse=True)
+    return sorted(index.data.documents, key=lambda d: (english.date_sort_key(d.published), d.title), reverse=True)
 
 
 def _small_talk_reply(kind: english.SmallTalk, index: LoadedIndex) -> str:

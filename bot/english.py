@@ -33,9 +33,8 @@ STOPWORDS = frozenset(
 # Words that frame a question rather than name its subject ("Can you explain ...", "What does the article say").
 QUESTION_FRAME = frozenset(
     """explain describe description tell mean means meaning happen happened happens think know mention mentioned
-    talk summarize summarise summary detail details info information article articles story stories report
-    reported text source sources question answer kind sort type give find show list hey hi hello ok okay
-    wonder wondering curious""".split()
+    talk summarize summarise summary detail details info information article articles question answer kind sort
+    type give find hey hi hello ok okay wonder wondering curious""".split()
 )
 QUESTION_WORDS = frozenset("who whom whose what which when where why how".split())
 AUXILIARIES = frozenset("is are was were do does did can could will would should has have had may might".split())
@@ -108,9 +107,9 @@ def terms(text: str) -> list[str]:
     return [stem(word) for word in words(text) if word not in STOPWORDS]
 
 
-def content_words(text: str) -> list[str]:
-    """Distinct unstemmed content words, for comparing words by meaning or spelling."""
-    return list(dict.fromkeys(w for w in words(text) if w not in STOPWORDS and not w.isdigit()))
+def content_words(text: str, *, numbers: bool = False) -> list[str]:
+    """Distinct unstemmed content words, for comparing words by meaning or spelling (numbers too, if asked)."""
+    return list(dict.fromkeys(w for w in words(text) if w not in STOPWORDS and (numbers or not w.isdigit())))
 
 
 def function_word_share(text: str) -> float:
@@ -253,7 +252,7 @@ _ORDINAL = r"(?:\d{1,2}(?:st|nd|rd|th)|" + "|".join(sorted(ORDINAL_WORDS, key=le
 _DATE = re.compile(
     rf"\b(?:(?:{_MONTH_NAMES})\b\.?(?:\s+\d{{1,2}}\b)?|\d{{1,2}}\s+(?:{_MONTH_NAMES})\b|(?:{_DAY_NAMES})\b"
     r"|[12]\d{3}s?\b|\d{1,4}\s*(?:AD|BC|BCE|CE|BP)\b|(?:AD|A\.D\.)\s*\d{1,4}\b|'\d0s\b"
-    r"|(?:in|of|since|by|until|from|around|circa|c\.|year|before|after)\s+\d{3}\b"
+    r"|(?:[Ii]n|[Ss]ince|[Uu]ntil|[Aa]round|circa|c\.|year|[Bb]efore|[Aa]fter)\s+\d{3}\b"
     rf"|{_ORDINAL}[\s-]+(?:century|centuries|millennium|millennia)\b"
     r"|(?:[Ll]ast|[Nn]ext|[Tt]his|[Ee]arlier|[Ll]ater)\s+(?:week|month|year|decade|century)\b"
     r"|[Yy]esterday|[Tt]oday|[Tt]omorrow|\b(?:years?|months?|weeks?|days?|decades?|centuries)\s+ago\b)"
@@ -267,8 +266,8 @@ _NUMBER = re.compile(
 _PERCENT = re.compile(r"\d\s?%|\bper\s?cent\b|\bpercent", re.IGNORECASE)
 _NAME = re.compile(r"[A-Z][\w’'-]*(?:\s+(?:of\s+the\s+|of\s+|the\s+|de\s+|von\s+|al-)?[A-Z][\w’'-]*)*")
 _REASON_CUES = re.compile(
-    r"\b(?:because|due to|owing to|as a result|since|so that|in order to|therefore|thus|reason|caused|led to"
-    r"|amid|after|over|for|protest(?:ed|ing)? against|demand(?:ed|ing)?|aim(?:ed|s)? to|to avoid)\b",
+    r"\b(?:because|due to|owing to|as a result|so that|in order to|therefore|thus|reason|caused|led to"
+    r"|resulted in|thanks to|on the grounds that)\b",
     re.IGNORECASE,
 )
 # Nouns for people and bodies of people: "the party's leader" answers "who".
@@ -293,14 +292,14 @@ def mentions_quantity(text: str, measured: frozenset[str] = frozenset()) -> tupl
     wants_percent = bool(measured & {"percentag", "share", "proport", "cent"})
     found = False
     for match in _NUMBER.finditer(text):
-        # "in 1990" dates the sentence; it counts nothing unless the question asks in years.
-        if re.fullmatch(r"[12]\d{3}", match.group()) and not measured & {"year", "old", "long"}:
-            continue
-        found = True
         if wants_percent and _PERCENT.search(text, match.start(), match.end() + 9):
             return True, True
         if measured & set(terms(text[match.start() : match.end() + 40])[:4]):
             return True, True
+        # "in 1990" dates the sentence; it counts nothing unless the question asks in years.
+        if re.fullmatch(r"[12]\d{3}", match.group()) and not measured & {"year", "old", "long"}:
+            continue
+        found = True
     return found, False
 
 
@@ -363,15 +362,19 @@ def mentions_reason(text: str) -> bool:
 # A sentence that opens with one of these points back to the one before ("It was commissioned by ...").
 _POINTS_BACK = re.compile(
     r"^[\"'“‘(]*(?:he|she|it|they|him|them|his|her|its|their|this|these|those|such|the latter|the former"
-    r"|both|neither|however|but|also|meanwhile|instead|then|thus|therefore|afterwards|the same)\b",
+    r"|neither|however|but|also|meanwhile|instead|then|thus|therefore|afterwards|the same)(?![-\w])",
     re.IGNORECASE,
 )
+# "it" in "is it true that ...", "it seems" points at nothing.
+_IT = r"it(?!\s+(?:true|seems|appears|is\s+true|was\s+true|is\s+said|was\s+said)\b)"
 ANAPHORA = re.compile(
-    r"\b(?:he|she|him|her|his|hers|they|them|their|theirs|it|its|this|these|those|the same)\b",
+    rf"\b(?:he|she|him|her|his|hers|they|them|their|theirs|{_IT}|its|this|these|those|the same)\b",
     re.IGNORECASE,
 )
-PERSONAL_PRONOUN = re.compile(r"\b(?:he|she|him|they|them|it)\b", re.IGNORECASE)
-POSSESSIVE_PRONOUN = re.compile(r"\b(?:his|her|its|their)\b", re.IGNORECASE)
+# "her" is possessive before a noun ("her party"), personal at the end or before a preposition ("arrested her").
+_HER_POSSESSIVE = r"her(?=\s+(?!(?:to|for|with|about|of|in|on|at|by|from|and|or|after|before)\b)\w)"
+PERSONAL_PRONOUN = re.compile(rf"\b(?:he|she|him|her|they|them|{_IT})\b", re.IGNORECASE)
+POSSESSIVE_PRONOUN = re.compile(rf"\b(?:his|{_HER_POSSESSIVE}|its|their)\b", re.IGNORECASE)
 # "And the other party?", "What about Paris?", "Tell me more", or a bare "Why?".
 ELLIPSIS = re.compile(
     r"^(?:(?:and|what about|how about|tell me more|more|go on|anything else)\b"
@@ -480,6 +483,8 @@ def asks_overview(message: str) -> bool:
     core = question_core(message)
     if _OVERVIEW.match(core):
         return True
+    if re.match(r"^(?:who|whom|whose|when|where|why|which|how|and|what about)\b", core):
+        return False  # "Who is the source?", "and the sources?": a question about something in the articles
     found = set(words(core)) - STOPWORDS - QUESTION_WORDS - AUXILIARIES
     return bool(found & _COLLECTION_NOUNS) and found <= _COLLECTION_WORDS | QUESTION_FRAME
 
@@ -487,6 +492,13 @@ def asks_overview(message: str) -> bool:
 def asks_latest(question: str) -> bool:
     """A question about the present state of things: newer articles answer it better."""
     return bool(_LATEST.search(question.lower()))
+
+
+def date_sort_key(published: str | None) -> str:
+    """A published date as text that sorts in time order: its ISO prefix ("2020-11-06", "2020-11"), or "" (the
+    oldest) for a date written any other way."""
+    match = re.match(r"\d{4}(?:-\d{2}(?:-\d{2})?)?", published or "")
+    return match.group() if match else ""
 
 
 def human_date(published: str | None) -> str | None:

@@ -45,7 +45,7 @@ class KindScore:
 
 @dataclass(frozen=True)
 class Judged:
-    """One question's answer and whether it was right; `confidence` is the abstention score."""
+    """One question's answer and whether it was right (the answer's `confidence` is the abstention score)."""
 
     item: dict[str, Any]
     answer: Answer

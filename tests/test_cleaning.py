@@ -310,3 +310,21 @@ def test_prose_that_starts_like_a_label_or_marker_is_kept() -> None:
     assert cleaned.paragraphs[1].startswith("More from the opposition")
     assert cleaned.paragraphs[2].startswith("Copyright law")
     assert "Some other headline" not in cleaned.body
+
+
+def test_furniture_between_paragraphs_near_the_end_does_not_cut_the_article() -> None:
+    paragraphs = [
+        f"Paragraph {i} tells the reader what happened in the town on the day of the vote." for i in range(10)
+    ]
+    page = "\n\n".join([*paragraphs[:7], "Advertisement", *paragraphs[7:]])
+    assert clean_text(page).paragraphs == tuple(paragraphs)
+
+
+def test_a_bulleted_label_near_the_end_starts_the_footer() -> None:
+    paragraphs = [
+        f"Paragraph {i} tells the reader what happened in the town on the day of the vote." for i in range(10)
+    ]
+    page = "\n\n".join(
+        [*paragraphs, "• 4x3 Image", "The publisher offers news in eleven languages to readers in many countries."]
+    )
+    assert clean_text(page).paragraphs == tuple(paragraphs)

@@ -191,3 +191,9 @@ def test_engine_follow_up_uses_the_conversation(engine: Engine) -> None:
     alone = engine.answer(follow_up)
     assert alone.confidence is not None and answer.confidence is not None
     assert alone.confidence < answer.confidence
+
+
+def test_her_is_personal_at_the_end_and_possessive_before_a_noun() -> None:
+    assert rewrite("Who arrested her?", ["Jane Doe"]) == "Who arrested Jane Doe?"
+    assert rewrite("What did her party say?", ["Jane Doe"]) == "What did Jane Doe’s party say?"
+    assert not is_follow_up("Is it true that the opposition party was banned in May?")

@@ -241,3 +241,23 @@ def test_more_small_talk(message: str, kind: SmallTalk | None) -> None:
 )
 def test_requests_naming_only_the_collection_are_overviews(message: str, overview: bool) -> None:
     assert english.asks_overview(message) is overview
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        (lambda: english.points_back("Then-president Smith spoke."), False),
+        (lambda: english.points_back("Both parties agreed."), False),
+        (lambda: english.asks_overview("Who is the source?"), False),
+        (lambda: english.asks_overview("what about the sources?"), False),
+        (lambda: english.mentions_quantity("About 1500 people were detained.", frozenset({"peopl"})), (True, True)),
+        (lambda: english.mentions_reason("The shop is open for business."), False),
+        (lambda: english.mentions_reason("She spoke over the phone."), False),
+        (lambda: english.mentions_reason("It closed because of the storm."), True),
+        (lambda: english.mentions_date("Chapter 7 of 120 pages"), False),
+        (lambda: english.date_sort_key("Nov 6, 2020") < english.date_sort_key("2019-01"), True),
+    ],
+)
+def test_recognisers_do_not_overreach(check: object, expected: object) -> None:
+    assert callable(check)
+    assert check() == expected
