@@ -97,6 +97,15 @@ class Candidates:
     def best(self) -> float:
         return self.probabilities[0] if self.probabilities else 0.0
 
+    @property
+    def relatedness(self) -> float:
+        """How close in meaning the articles come to the question: the best sentence's (or clause's) cosine.
+
+        Whether anything is related is a question of topic, not of whether a sentence answers: an on-topic
+        question phrased apart from the articles has no likely answer sentence, yet its closest passage helps.
+        """
+        return float(self.features[:, _FEATURE_INDEX["cos_sentence"]].max()) if self.sentences else -1.0
+
     def rescored(self, params: ScorerParams) -> Candidates:
         """The same candidates under other parameters (what fitting compares)."""
         probabilities = params.probabilities(self.features)
@@ -325,7 +334,7 @@ class SentenceScorer:
         """What to quote for the question, and whether it answers it (under `params`, by default this
         scorer's own)."""
         params = params or self.params
-        if not candidates.sentences or candidates.best < params.related_threshold:
+        if not candidates.sentences or candidates.relatedness < params.related_threshold:
             return Choice(Decision.NOT_COVERED, [])
         best = self._preferred(question, candidates)
         if candidates.probabilities[best] < params.answer_threshold:

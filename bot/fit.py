@@ -16,12 +16,13 @@ Method:
    (answerable questions answered right) + ABSTENTION_VALUE × (unanswerable questions abstained on):
    a false "the articles don't say" is a dead end, a slightly-off quote is not, so abstaining right is worth
    half an answer. Each source of checking questions (SQuAD, news) counts as much as the other, whatever
-   its size: the bot must serve both kinds of material. The "nothing related" threshold is chosen on the
-   fitting news questions (off-topic ones against the rest).
-5. How close a fact question's second sentence must score to the best one (`second_sentence_ratio`) is chosen
+   its size: the bot must serve both kinds of material.
+5. The "nothing related" threshold, on the best sentence's cosine to the question (`Candidates.relatedness`),
+   is chosen on the fitting news questions: off-topic ones against the rest.
+6. How close a fact question's second sentence must score to the best one (`second_sentence_ratio`) is chosen
    on the fitting data: the fewest sentences that find as many answers as quoting two always would (within
    half a point).
-6. The weights written are fitted on all fitting data; `scorer.json` records the checking scores.
+7. The weights written are fitted on all fitting data; `scorer.json` records the checking scores.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ class Checked:
     kind: str
     should_answer: bool
     confidence: float
+    relatedness: float
     quote_right: bool
     offtopic: bool
 
@@ -128,6 +130,7 @@ def outcomes(examples: list[Example], params: ScorerParams) -> list[Checked]:
                 kind=str(example.item.get("kind")),
                 should_answer=bool(must),
                 confidence=candidates.best if choice.decision is not Decision.NOT_COVERED else 0.0,
+                relatedness=candidates.relatedness,
                 quote_right=holds_answer(text, must) and cited,
                 offtopic=example.item.get("kind") == "offtopic",
             )
@@ -176,14 +179,23 @@ def choose_answer_threshold(found: list[Checked]) -> float:
     return max(candidates, key=lambda t: (utility(found, t), -t))
 
 
-def choose_related_threshold(found: list[Checked], ceiling: float) -> float:
-    """Separate off-topic questions (nothing related: cite nothing) from on-topic ones."""
-    candidates = sorted({round(o.confidence, 4) for o in found if o.confidence <= ceiling} | {0.0})
+def choose_related_threshold(found: list[Checked]) -> float:
+    """Separate off-topic questions (nothing related: cite nothing) from on-topic ones by relatedness.
+
+    Of the most accurate thresholds, the lowest (telling an on-topic question "not covered" is a dead end),
+    moved halfway down to the next lower relatedness seen, so that a question just below the least related
+    on-topic one seen is not cut off by a hair.
+    """
+    values = sorted({round(o.relatedness, 4) for o in found})
+    if not values:
+        return 0.0
 
     def accuracy(t: float) -> int:
-        return sum(1 for o in found if (o.confidence < t) == o.offtopic)
+        return sum(1 for o in found if (o.relatedness < t) == o.offtopic)
 
-    return max(candidates, key=lambda t: (accuracy(t), -t))
+    best = max(values, key=lambda t: (accuracy(t), -t))
+    below = [v for v in values if v < best]
+    return round((below[-1] + best) / 2, 4) if below else best
 
 
 def scores(found: list[Checked], threshold: float) -> dict[str, Any]:
@@ -258,7 +270,7 @@ def run_fit(
         checking += outcomes(news_check, final)
 
         answer_threshold = choose_answer_threshold(checking)
-        related_threshold = choose_related_threshold(outcomes(fitting_news, final), answer_threshold)
+        related_threshold = choose_related_threshold(outcomes(fitting_news, final))
         squad_checking = [o for o in checking if o.group.startswith("squad")]
         news_checking = [o for o in checking if o.group == "news:check"]
         params = ScorerParams(
@@ -280,7 +292,9 @@ def run_fit(
                     f"half), maximizing right answers + {ABSTENTION_VALUE} x right abstentions, each source "
                     "weighing the same"
                 ),
-                "related_threshold_from": "fitting news questions: off-topic against on-topic",
+                "related_threshold_from": (
+                    "fitting news questions: off-topic against on-topic, on the best sentence's cosine"
+                ),
                 "checking_scores": {
                     "squad_across_articles": scores(squad_checking, answer_threshold),
                     "news_check_half_scorer_only": scores(news_checking, answer_threshold),

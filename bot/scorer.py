@@ -51,9 +51,9 @@ class ScorerParamsError(BotError):
 class ScorerParams:
     """Weights of the logistic answer model and the thresholds on its probability.
 
-    A best sentence with probability `answer_threshold` or more is quoted as the answer; below it, but with
-    `related_threshold` or more, it is shown as the closest passage with "the articles don't say exactly";
-    below both, the articles do not cover the question. A fact question's second-best sentence joins the
+    A best sentence with probability `answer_threshold` or more is quoted as the answer; below it, it is shown
+    as the closest passage with "the articles don't say exactly". When no sentence comes within
+    `related_threshold` of the question in meaning (cosine), the articles do not cover it and nothing is cited. A fact question's second-best sentence joins the
     answer when its probability is at least `second_sentence_ratio` times the best one's.
     """
 

@@ -28,13 +28,13 @@ from bot.scorer import FEATURES, ScorerParams
 # Scorer weights for the fake embedder, written by hand so that unit tests check the engine's mechanics and not
 # the fitted weights (those are fitted for the real model, and the integration tests check them): a sentence
 # that shares the question's words and holds the kind of answer asked for is confident; one that shares a few
-# is related; one that shares none is nothing.
+# is related; nothing within a cosine of 0.2 (in the fake embedder's space) is not related.
 _UNIT_TEST_WEIGHTS = {"cos_sentence": 3.0, "terms": 3.0, "terms_neighbours": 1.0, "type_found": 1.0, "cos_gap": 2.0}
 UNIT_TEST_PARAMS = ScorerParams(
     weights=tuple(_UNIT_TEST_WEIGHTS.get(name, 0.0) for name in FEATURES),
     bias=-4.0,
     answer_threshold=0.5,
-    related_threshold=0.1,
+    related_threshold=0.2,
 )
 
 FAKE_EMBEDDER_NAME = "fake-hash-embedder"

@@ -22,7 +22,7 @@ OFF_TOPIC = [
     "What is the best recipe for pancakes?",
     "How tall is Mount Everest?",
     "What is the capital of France?",
-    "Who won the 2018 World Cup?",
+    "Who painted the Mona Lisa?",
     "Tell me about quantum computing",
 ]
 

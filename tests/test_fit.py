@@ -20,8 +20,10 @@ from bot.fit import (
 from bot.scorer import FEATURES, ScorerParams
 
 
-def checked(group: str, should_answer: bool, confidence: float, right: bool, offtopic: bool = False) -> Checked:
-    return Checked(group, "k", should_answer, confidence, right, offtopic)
+def checked(
+    group: str, should_answer: bool, confidence: float, right: bool, offtopic: bool = False, relatedness: float = 0.5
+) -> Checked:
+    return Checked(group, "k", should_answer, confidence, relatedness, right, offtopic)
 
 
 def test_a_right_answer_is_worth_twice_a_right_abstention() -> None:
@@ -50,15 +52,25 @@ def test_each_source_of_checking_questions_weighs_the_same() -> None:
     assert utility(few, 0.65) == (1 + 0.5) / 2
 
 
-def test_the_related_threshold_separates_off_topic_questions() -> None:
+def test_the_related_threshold_separates_off_topic_questions_by_meaning() -> None:
     found = [
-        checked("news:fit", False, 0.01, False, offtopic=True),
-        checked("news:fit", False, 0.02, False, offtopic=True),
-        checked("news:fit", False, 0.08, False),
-        checked("news:fit", True, 0.30, True),
+        checked("news:fit", False, 0.01, False, offtopic=True, relatedness=0.05),
+        checked("news:fit", False, 0.20, False, offtopic=True, relatedness=0.15),
+        # On topic, though nothing answers it (a low probability): still related, shown as the closest passage.
+        checked("news:fit", False, 0.01, False, relatedness=0.35),
+        checked("news:fit", True, 0.30, True, relatedness=0.60),
     ]
-    threshold = choose_related_threshold(found, ceiling=0.3)
-    assert 0.02 < threshold <= 0.08
+    threshold = choose_related_threshold(found)
+    assert 0.15 < threshold <= 0.35
+
+
+def test_the_related_threshold_lies_halfway_between_off_topic_and_on_topic() -> None:
+    found = [
+        checked("news:fit", False, 0.0, False, offtopic=True, relatedness=0.10),
+        checked("news:fit", True, 0.5, True, relatedness=0.40),
+    ]
+    # Anything in (0.10, 0.40] separates them: halfway, so a question a little less related than 0.40 is not cut.
+    assert choose_related_threshold(found) == 0.25
 
 
 def _example(probabilities: list[float], labels: list[bool], params: ScorerParams) -> Example:
