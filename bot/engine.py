@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -36,6 +37,8 @@ PASSAGES = 8
 # half scores 18/31 at these values (bench/results/russian-threshold.md; README, "Questions in Russian").
 MULTILINGUAL_ANSWER_COSINE = 0.782
 MULTILINGUAL_RELATED_COSINE = 0.782
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(Enum):
@@ -114,6 +117,13 @@ class Engine:
         self.embedder = embedder
         self.max_question_chars = max_question_chars
         scorer_params = params or ScorerParams.load()
+        fitted_for = scorer_params.provenance.get("model", {}).get("fingerprint")
+        if fitted_for not in (None, embedder.fingerprint):
+            log.warning(
+                "The answer scorer was fitted with another embedding model than %s: its thresholds may not fit "
+                "this model's similarities; run 'python -m bot fit' to fit it for this one",
+                embedder.name,
+            )
         word_vectors = WordVectors(embedder.embed)
         self.live = LiveIndex(
             index_dir, embedder, index, lambda loaded: SentenceScorer(loaded.data, scorer_params, word_vectors)
@@ -197,7 +207,7 @@ class Engine:
             return self._answer_other_language(question, cleaned, index, scorer, vectors, conversation)
         referents = conversation.referents(cleaned) if conversation else []
         resolved = rewrite(cleaned, referents)
-        parsed, passages, candidates = self._retrieve(cleaned, referents, index, scorer)
+        parsed, passages, candidates = self._retrieve(cleaned, resolved, referents, index, scorer)
         choice = scorer.choose(parsed, candidates)
         if choice.decision is Decision.NOT_COVERED:
             result = Answer(question=question, outcome=Outcome.ABSTAINED, text=NOT_COVERED_TEXT)
@@ -248,15 +258,17 @@ class Engine:
         """The question as parsed and its scored candidate sentences: what `answer` decides on (and what
         `python -m bot fit` fits the scorer on)."""
         index, scorer = self.live.current()
-        parsed, _, candidates = self._retrieve(question, referents or [], index, scorer)
+        referents = referents or []
+        parsed, _, candidates = self._retrieve(question, rewrite(question, referents), referents, index, scorer)
         return parsed, candidates
 
     def _retrieve(
-        self, question: str, referents: list[str], index: LoadedIndex, scorer: SentenceScorer
+        self, question: str, resolved: str, referents: list[str], index: LoadedIndex, scorer: SentenceScorer
     ) -> tuple[Question, list[Passage], Candidates]:
+        """Search by the question with its pronouns `resolved` (its meaning) and its words with the referents'."""
         context = " ".join(referents)
         parsed = Question.parse(question, context)
-        vector = self.embedder.embed([rewrite(question, referents)])[0]
+        vector = self.embedder.embed([resolved])[0]
         passages = search(index, vector, english.terms(f"{question} {context}"), k=PASSAGES)
         return parsed, passages, scorer.candidates(parsed, vector, passages)
 

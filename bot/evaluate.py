@@ -17,6 +17,7 @@ its questions `answerable` (right when the answer holds one of SQuAD's answer te
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,23 +271,34 @@ def evaluate(engine: Engine, questions: list[dict[str, Any]], history_turns: int
     return result
 
 
-def precision_coverage(judged: list[Judged]) -> list[tuple[float, float, float]]:
-    """(threshold, coverage, precision) for each confidence a question had: answering only the questions
-    at or above the threshold, the share answered and the share of those answered right.
+def precision_coverage(judged: list[Judged]) -> Curve:
+    """The curve of the engine's answers to `judged`.
 
     Only questions the engine answered or showed a closest passage for count (they have a confidence); an
     answer counts right when it answers an answerable question right, wrong when it answers anything else.
     """
-    scored = [j for j in judged if j.answer.confidence is not None and j.item.get("kind") != "chat"]
-    points = []
-    for threshold in sorted({j.answer.confidence for j in scored if j.answer.confidence is not None}):
-        answered = [j for j in scored if (j.answer.confidence or 0.0) >= threshold]
-        right = sum(1 for j in answered if j.should_answer and holds_answer(j.answer.text, j.item["must"]))
-        points.append((threshold, len(answered) / max(1, len(scored)), right / max(1, len(answered))))
-    return points
+    return curve(
+        (j.answer.confidence, j.should_answer and holds_answer(j.answer.text, j.item["must"]))
+        for j in judged
+        if j.answer.confidence is not None and j.item.get("kind") != "chat"
+    )
 
 
 Curve = list[tuple[float, float, float]]  # (threshold, coverage, precision)
+
+
+def curve(scored: Iterable[tuple[float, bool]]) -> Curve:
+    """(threshold, coverage, precision) at each confidence seen: answering only the questions at or above the
+    threshold, the share of questions answered and the share of those answered right.
+
+    `scored` holds, per question, the confidence of the answer it would get and whether that answer is right.
+    """
+    points = list(scored)
+    found = []
+    for threshold in sorted({confidence for confidence, _ in points}):
+        answered = [right for confidence, right in points if confidence >= threshold]
+        found.append((threshold, len(answered) / len(points), sum(answered) / len(answered)))
+    return found
 
 
 def plot_curves(series: dict[str, Curve], threshold: float, path: Path, title: str) -> None:

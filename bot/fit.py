@@ -42,7 +42,7 @@ from bot.build import build_index
 from bot.chunking import ChunkingSettings
 from bot.embedding import Embedder
 from bot.engine import Engine
-from bot.evaluate import Curve, holds_answer, load_questions, load_squad, plot_curves, write_corpus
+from bot.evaluate import curve, holds_answer, load_questions, load_squad, plot_curves, write_corpus
 from bot.scorer import FEATURES, PARAMS_FILE, Matrix, ScorerParams
 from bot.store import open_index
 
@@ -217,16 +217,6 @@ def scores(found: list[Checked], threshold: float) -> dict[str, Any]:
     return table
 
 
-def curve(found: list[Checked]) -> Curve:
-    """Precision and coverage at every confidence: answering the questions at or above it."""
-    points = []
-    for threshold in sorted({o.confidence for o in found}):
-        answered = [o for o in found if o.confidence >= threshold]
-        right = sum(1 for o in answered if o.should_answer and o.quote_right)
-        points.append((threshold, len(answered) / len(found), right / len(answered)))
-    return points
-
-
 def run_fit(
     embedder: Embedder,
     data_dir: Path,
@@ -281,6 +271,7 @@ def run_fit(
             ratio,
             provenance={
                 "fitted": dt.date.today().isoformat(),
+                "model": {"name": embedder.name, "fingerprint": embedder.fingerprint},
                 "method": "logistic regression (scikit-learn, C=1) on candidate sentences; see bot/fit.py",
                 "fitting_data": {
                     "squad": f"{len(all_squad)} questions of both SQuAD articles",
@@ -305,8 +296,12 @@ def run_fit(
     if plot is not None:
         plot_curves(
             {
-                "SQuAD 2.0, across articles": curve(squad_checking),
-                "news questions, checking half": curve(news_checking),
+                "SQuAD 2.0, across articles": curve(
+                    (o.confidence, o.should_answer and o.quote_right) for o in squad_checking
+                ),
+                "news questions, checking half": curve(
+                    (o.confidence, o.should_answer and o.quote_right) for o in news_checking
+                ),
             },
             answer_threshold,
             plot,

@@ -49,12 +49,13 @@ class ScorerParamsError(BotError):
 
 @dataclass(frozen=True)
 class ScorerParams:
-    """Weights of the logistic answer model and the thresholds on its probability.
+    """Weights of the logistic answer model, the threshold on its probability and the one on relatedness.
 
     A best sentence with probability `answer_threshold` or more is quoted as the answer; below it, it is shown
     as the closest passage with "the articles don't say exactly". When no sentence comes within
-    `related_threshold` of the question in meaning (cosine), the articles do not cover it and nothing is cited. A fact question's second-best sentence joins the
-    answer when its probability is at least `second_sentence_ratio` times the best one's.
+    `related_threshold` of the question in meaning (cosine), the articles do not cover it and nothing is
+    cited. A fact question's second-best sentence joins the answer when its probability is at least
+    `second_sentence_ratio` times the best one's.
     """
 
     weights: tuple[float, ...]

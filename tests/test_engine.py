@@ -5,6 +5,8 @@ The embedder is fake, so these tests check structure, abstention and grounding r
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 from pathlib import Path
 
@@ -309,3 +311,18 @@ def test_word_vectors_stay_correct_when_the_cache_overflows(fake_embedder: FakeE
     assert again.shape == expected.shape
     assert (abs(again - expected) < 1e-6).all()
     assert (abs(first[0] - again[0]) < 1e-6).all()
+
+
+@pytest.mark.parametrize(("fitted_for", "warned"), [("weights-of-another-model", True), (None, False)])
+def test_a_scorer_fitted_for_another_model_is_warned_about(
+    built_index: Path,
+    fake_embedder: FakeEmbedder,
+    caplog: pytest.LogCaptureFixture,
+    fitted_for: str | None,
+    warned: bool,
+) -> None:
+    provenance = {"model": {"name": "x", "fingerprint": fitted_for or fake_embedder.fingerprint}}
+    params = dataclasses.replace(UNIT_TEST_PARAMS, provenance=provenance)
+    with caplog.at_level(logging.WARNING, logger="bot.engine"):
+        Engine.open(built_index, fake_embedder, params=params)
+    assert ("python -m bot fit" in caplog.text) is warned

@@ -8,7 +8,7 @@ import numpy as np
 
 from bot.answer import Candidates, Question
 from bot.engine import Engine
-from bot.evaluate import holds_answer
+from bot.evaluate import curve, holds_answer
 from bot.fit import (
     Checked,
     Example,
@@ -98,3 +98,8 @@ def test_holds_answer_needs_every_group_and_ignores_case_and_spacing() -> None:
     assert holds_answer("Held in  March 2016.", [["march 2016"]])
     assert not holds_answer("Held in March.", [["march 2016"], ["held"]])
     assert not holds_answer("anything", [])
+
+
+def test_the_precision_coverage_curve_answers_at_or_above_each_confidence() -> None:
+    points = curve([(0.9, True), (0.5, False), (0.1, True)])
+    assert points == [(0.1, 1.0, 2 / 3), (0.5, 2 / 3, 1 / 2), (0.9, 1 / 3, 1.0)]
