@@ -16,7 +16,7 @@ import pytest
 from bot.chunking import ChunkingSettings
 from bot.conversation import Conversation
 from bot.embedding import SentenceTransformerEmbedder
-from bot.engine import NOT_COVERED_TEXT, Engine, Outcome
+from bot.engine import CLOSEST_PREFIX, NOT_COVERED_TEXT, Engine, Outcome
 from bot.errors import ModelIntegrityError
 from bot.evaluate import evaluate, load_questions
 
@@ -91,11 +91,18 @@ def test_answer_quotes_the_article_with_a_cited_source(engine: Engine) -> None:
 
 
 def test_out_of_scope_question_abstains_without_sources(engine: Engine) -> None:
-    for question in ("What is the capital of France?", "How do I bake sourdough bread?"):
+    for question in ("How do I bake sourdough bread?", "how do i cook pasta al dente"):
         answer = engine.answer(question)
         assert answer.outcome is Outcome.ABSTAINED, answer.text
         assert answer.text == NOT_COVERED_TEXT
         assert answer.citations == ()
+
+
+def test_a_question_near_the_topic_is_never_answered_with_confidence(engine: Engine) -> None:
+    # "capital" and "country" come close to a passage about a head of state: at most the closest passage, marked so.
+    answer = engine.answer("What is the capital of France?")
+    assert answer.outcome is Outcome.ABSTAINED, answer.text
+    assert answer.text == NOT_COVERED_TEXT or answer.text.startswith(CLOSEST_PREFIX)
 
 
 def test_follow_up_uses_the_conversation_and_new_forgets_it(engine: Engine) -> None:
