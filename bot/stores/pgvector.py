@@ -231,7 +231,7 @@ def _read_data(connection: psycopg.Connection[Any], generation: int, manifest: M
         ).format(_visible("c")),
         {"generation": generation},
     ):
-        chunks.setdefault(int(document), []).append((int(first), int(last), np.asarray(vector, np.float32)))
+        chunks.setdefault(int(document), []).append((int(first), int(last), vector.to_numpy().astype(np.float32)))
     rows = connection.execute(
         sql.SQL(
             "SELECT id, doc_id, title, publisher, published, url, content_hash, text, sentence_spans, "
