@@ -213,10 +213,31 @@ def _open_state(
         ]
     if len(chunk_ids) != len(data.chunks) or manifest.counts.get("chunks", len(chunk_ids)) != len(chunk_ids):
         raise IndexCorruptError(f"state {_version(generation)} in {where} does not hold the chunks its manifest lists")
+    configure_search(connection)
+    return PgStore(connection, _version(generation), generation, manifest, data, chunk_ids)
+
+
+def configure_search(connection: psycopg.Connection[Any]) -> None:
+    """The session settings every dense search runs under (the store's and the benchmark's)."""
     connection.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(HNSW_EF_SEARCH)))
     # Filtered HNSW scans go on until they find enough visible rows (pgvector 0.8), in roughly best-first order.
     connection.execute("SET hnsw.iterative_scan = relaxed_order")
-    return PgStore(connection, _version(generation), generation, manifest, data, chunk_ids)
+
+
+# The dense leg: the chunks of state %(generation)s nearest %(query)s by inner product (`<#>` is its negative).
+DENSE_SEARCH = sql.SQL(
+    "SELECT id, (embedding <#> %(query)s) * -1 FROM kazbot_chunks WHERE {} ORDER BY embedding <#> %(query)s LIMIT %(k)s"
+).format(_visible("kazbot_chunks"))
+# The lexical leg: chunks holding any of the terms, by PostgreSQL's term-frequency rank.
+LEXICAL_SEARCH = sql.SQL(
+    "SELECT id FROM kazbot_chunks, websearch_to_tsquery({config}, %(query)s) AS query "
+    "WHERE terms @@ query AND {} ORDER BY ts_rank(terms, query) DESC, id LIMIT %(k)s"
+).format(_visible("kazbot_chunks"), config=sql.Literal(TEXT_SEARCH_CONFIG))
+# The vector index, made with the tables (and by the benchmark after loading its vectors).
+HNSW_INDEX = sql.SQL(
+    "CREATE INDEX kazbot_chunks_embedding ON kazbot_chunks USING hnsw (embedding vector_ip_ops) "
+    "WITH (m = {m}, ef_construction = {ef})"
+).format(m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION))
 
 
 def _read_data(connection: psycopg.Connection[Any], generation: int, manifest: Manifest) -> IndexData:
@@ -302,10 +323,7 @@ class PgStore:
         if k <= 0 or not self._positions:
             return []
         rows = self._rows(
-            sql.SQL(
-                "SELECT id, (embedding <#> %(query)s) * -1 FROM kazbot_chunks WHERE {} "
-                "ORDER BY embedding <#> %(query)s LIMIT %(k)s"
-            ).format(_visible("kazbot_chunks")),
+            DENSE_SEARCH,
             {"query": np.asarray(query, np.float32).reshape(-1), "k": k, "generation": self.generation},
         )
         # The relaxed iterative scan may return a near neighbour slightly out of order: sort it back.
@@ -316,10 +334,7 @@ class PgStore:
         if not terms or k <= 0 or not self._positions:
             return []
         rows = self._rows(
-            sql.SQL(
-                "SELECT id FROM kazbot_chunks, websearch_to_tsquery({config}, %(query)s) AS query "
-                "WHERE terms @@ query AND {} ORDER BY ts_rank(terms, query) DESC, id LIMIT %(k)s"
-            ).format(_visible("kazbot_chunks"), config=sql.Literal(TEXT_SEARCH_CONFIG)),
+            LEXICAL_SEARCH,
             # Terms joined by "or": any of them matches, as in BM25 (websearch syntax never fails to parse).
             {"query": " or ".join(terms), "k": k, "generation": self.generation},
         )
@@ -392,7 +407,7 @@ class PgWriter:
                 previous = int(row[0]) if row else 0
             if self._full or not _has_schema(connection):
                 # Numbering goes on across the new tables: a reader still on an old state never sees new rows.
-                _create_schema(connection, self._embedder)
+                create_schema(connection, self._embedder)
             register_vector(connection)
             generation = previous + 1
             replaced = sorted(self._deletes | self._puts.keys())
@@ -427,7 +442,7 @@ class PgWriter:
         return version
 
 
-def _create_schema(connection: psycopg.Connection[Any], embedder: Embedder) -> None:
+def create_schema(connection: psycopg.Connection[Any], embedder: Embedder) -> None:
     """Every table, made afresh for `embedder`'s dimension (in the caller's transaction)."""
     connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
     register_vector(connection)
@@ -458,12 +473,7 @@ def _create_schema(connection: psycopg.Connection[Any], embedder: Embedder) -> N
         ).format(dimension=sql.Literal(embedder.dimension))
     )
     connection.execute("CREATE INDEX kazbot_chunks_document ON kazbot_chunks (document)")
-    connection.execute(
-        sql.SQL(
-            "CREATE INDEX kazbot_chunks_embedding ON kazbot_chunks USING hnsw (embedding vector_ip_ops) "
-            "WITH (m = {m}, ef_construction = {ef})"
-        ).format(m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION))
-    )
+    connection.execute(HNSW_INDEX)
     connection.execute("CREATE INDEX kazbot_chunks_terms ON kazbot_chunks USING gin (terms)")
     model = {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension}
     connection.execute(
