@@ -186,8 +186,9 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
         if is_squad(question_file):
             articles, questions = load_squad(question_file)
             write_corpus(articles, Path(tmp) / "corpus")
+            # A temporary index directory, never the shared database: SQuAD's articles are not the news.
             temporary = settings.model_copy(
-                update={"corpus_dir": Path(tmp) / "corpus", "index_dir": Path(tmp) / "index"}
+                update={"corpus_dir": Path(tmp) / "corpus", "index_dir": Path(tmp) / "index", "database_url": None}
             )
             engine = open_engine(temporary, embedder, on_rebuild=lambda reason, report: None, multilingual=multilingual)
         else:

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from bot.chunking import ChunkingSettings
 from bot.config import Settings
 from bot.engine import Engine, Outcome
-from bot.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError
+from bot.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.store import open_index
 from bot.stores.pg_build import build_postgres
 from bot.stores.pgvector import PgSource, PgStore, redacted
@@ -252,3 +252,27 @@ def test_the_password_never_shows() -> None:
     with pytest.raises(ConfigError, match="DATABASE_URL") as refused:
         Settings(_env_file=None, database_url=SecretStr("mysql://u:s3cret-pass@h/db")).database()  # type: ignore[call-arg]
     assert "s3cret" not in str(refused.value)
+
+
+def test_a_bot_rides_out_a_database_that_goes_away_and_comes_back(
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+) -> None:
+    version = _build(corpus_dir, database_url)
+    source = PgSource(database_url, poll_seconds=0)
+    engine = Engine.open(source, fake_embedder, params=UNIT_TEST_PARAMS)
+    question = "When were the last parliamentary elections held?"
+    expected = engine.answer(question)
+    assert expected.outcome is Outcome.ANSWERED and not engine.update_available()
+    server, name = database_url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s", (name,))
+        admin.execute(f"ALTER DATABASE {name} RENAME TO {name}_away")
+        # Gone: the newest state is the one it knew, no update is announced, and searching fails cleanly.
+        assert source.published_version() == version
+        assert not engine.update_available()
+        with pytest.raises(IndexStoreError, match="cannot be searched"):
+            engine.index.dense_search(fake_embedder.embed(["Mamai"])[0], 5)
+        admin.execute(f"ALTER DATABASE {name}_away RENAME TO {name}")
+    # Back: the same state answers again, on a new connection, without a reload.
+    assert engine.answer(question) == expected
+    assert engine.version == version

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +52,9 @@ BUILD_LOCK = 0x6B617A626F74
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 40
+# A bot asks for the newest state before every question: at most once per this many seconds, it asks the database.
+POLL_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 5
 # Chunk terms are the product's own stemmed terms (bot/english.py), as for BM25 in the FAISS store; the
 # 'simple' configuration only lower-cases them, so PostgreSQL adds no stemming or stop list of its own.
 TEXT_SEARCH_CONFIG = "simple"
@@ -97,10 +101,13 @@ def _array(data: bytes, dimension: int) -> Vectors:
 class PgSource:
     """A PostgreSQL database as a `StoreSource` (and the way to a `PgWriter` for builds)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, poll_seconds: float = POLL_SECONDS) -> None:
         self._url = url
+        self._poll_seconds = poll_seconds
         self._lock = threading.Lock()
         self._connection: psycopg.Connection[Any] | None = None
+        self._polled: tuple[float, str | None] | None = None  # when the newest state was last asked, and it
+        self._unreachable = False
 
     def describe(self) -> str:
         return f"PostgreSQL at {redacted(self._url)}"
@@ -108,7 +115,7 @@ class PgSource:
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection, with the vector type registered when the extension exists."""
         try:
-            connection = psycopg.connect(self._url, autocommit=True)
+            connection = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         except psycopg.Error as exc:
             raise IndexStoreError(f"cannot connect to {self.describe()}: {type(exc).__name__}") from None
         if connection.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
@@ -128,19 +135,32 @@ class PgSource:
                 raise
 
     def published_version(self) -> str | None:
+        """The newest state's name, asked of the database at most once per `poll_seconds` (a bot asks before
+        every question). While the database cannot be reached, the last answer stands, and it is logged once."""
+        now = time.monotonic()
+        if self._polled is not None and now - self._polled[0] < self._poll_seconds:
+            return self._polled[1]
         try:
             with self._cursor() as connection:
-                if not _has_schema(connection):
-                    return None
-                row = connection.execute("SELECT max(generation) FROM kazbot_states").fetchone()
-        except psycopg.Error as exc:
-            raise IndexStoreError(f"cannot read {self.describe()}: {type(exc).__name__}: {exc}") from None
-        return None if row is None or row[0] is None else _version(int(row[0]))
+                row = None
+                if _has_schema(connection):
+                    row = connection.execute("SELECT max(generation) FROM kazbot_states").fetchone()
+        except (psycopg.Error, IndexStoreError) as exc:
+            if self._polled is None:
+                raise IndexStoreError(f"cannot read {self.describe()}: {type(exc).__name__}") from None
+            if not self._unreachable:
+                log.warning("Cannot ask %s for a newer state (%s); serving on", self.describe(), type(exc).__name__)
+            self._unreachable = True
+            return self._polled[1]
+        self._unreachable = False
+        version = None if row is None or row[0] is None else _version(int(row[0]))
+        self._polled = (now, version)
+        return version
 
     def open(self, embedder: Embedder | None = None, version: str | None = None) -> PgStore:
         connection = self.connect()
         try:
-            return _open_state(connection, self.describe(), embedder, version)
+            return _open_state(self.connect, connection, self.describe(), embedder, version)
         except IndexStoreError as exc:
             connection.close()
             if "build --full" in str(exc) or isinstance(exc, IndexMissingError):
@@ -160,6 +180,7 @@ class PgSource:
             yield PgWriter(connection, self.describe(), embedder, full=full)
         finally:
             connection.close()  # also releases the advisory lock
+            self._polled = None  # what this source publishes, it sees at once
 
 
 def _has_schema(connection: psycopg.Connection[Any]) -> bool:
@@ -179,7 +200,11 @@ def _check_schema(meta: dict[str, Any], where: str) -> None:
 
 
 def _open_state(
-    connection: psycopg.Connection[Any], where: str, embedder: Embedder | None, version: str | None
+    connect: Callable[[], psycopg.Connection[Any]],
+    connection: psycopg.Connection[Any],
+    where: str,
+    embedder: Embedder | None,
+    version: str | None,
 ) -> PgStore:
     """Read one state whole, in one snapshot: its manifest, documents, chunks and vectors."""
     if not _has_schema(connection):
@@ -214,7 +239,7 @@ def _open_state(
     if len(chunk_ids) != len(data.chunks) or manifest.counts.get("chunks", len(chunk_ids)) != len(chunk_ids):
         raise IndexCorruptError(f"state {_version(generation)} in {where} does not hold the chunks its manifest lists")
     configure_search(connection)
-    return PgStore(connection, _version(generation), generation, manifest, data, chunk_ids)
+    return PgStore(connect, connection, _version(generation), generation, manifest, data, chunk_ids)
 
 
 def configure_search(connection: psycopg.Connection[Any]) -> None:
@@ -292,6 +317,7 @@ class PgStore:
 
     def __init__(
         self,
+        connect: Callable[[], psycopg.Connection[Any]],
         connection: psycopg.Connection[Any],
         version: str,
         generation: int,
@@ -299,6 +325,7 @@ class PgStore:
         data: IndexData,
         chunk_ids: list[int],
     ) -> None:
+        self._connect = connect
         self._connection = connection
         self._lock = threading.Lock()
         self.version = version
@@ -311,13 +338,23 @@ class PgStore:
         self._connection.close()
 
     def _rows(self, query: sql.Composed, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
-        # One connection per opened state: psycopg serializes its use, and the lock keeps the pair of
-        # statements below together.
+        # One connection per opened state (psycopg serializes its use), opened again once when it broke: a
+        # restarted or failed-over database serves this state again, since its generation pins its rows.
         with self._lock:
             try:
-                return self._connection.execute(query, parameters).fetchall()
-            except psycopg.Error as exc:
+                try:
+                    return self._execute(query, parameters)
+                except psycopg.OperationalError:
+                    self._connection.close()
+                return self._execute(query, parameters)
+            except (psycopg.Error, IndexStoreError) as exc:
                 raise IndexStoreError(f"the PostgreSQL store cannot be searched: {type(exc).__name__}") from None
+
+    def _execute(self, query: sql.Composed, parameters: dict[str, Any]) -> list[tuple[Any, ...]]:
+        if self._connection.closed or self._connection.broken:
+            self._connection = self._connect()
+            configure_search(self._connection)
+        return self._connection.execute(query, parameters).fetchall()
 
     def dense_search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
         if k <= 0 or not self._positions:
