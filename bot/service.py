@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from bot.build import BuildReport, ProgressFactory, build_index
 from bot.config import Settings
+from bot.corpus import scan
 from bot.embedding import Embedder, SentenceTransformerEmbedder
 from bot.engine import Engine
 from bot.errors import IndexMissingError
@@ -28,6 +29,11 @@ def multilingual_model(settings: Settings) -> MultilingualModel | None:
     if model is None and settings.multilingual != "off":
         log.info("Questions not in English take the English path: the [multilingual] extra is not installed")
     return model
+
+
+def has_corpus(settings: Settings) -> bool:
+    """Whether this machine has a corpus folder with articles in it."""
+    return settings.corpus_dir.is_dir() and bool(scan(settings.corpus_dir))
 
 
 def store_source(settings: Settings) -> StoreSource:
@@ -99,6 +105,12 @@ def open_engine(
         reason = index.manifest.stale_reason(settings.corpus_dir, settings.chunking, multilingual)
     except IndexMissingError:
         reason = "no index has been built yet"
+    if reason is not None and index is not None and not isinstance(source, FaissDirSource) and not has_corpus(settings):
+        # A bot beside a shared database, with no corpus of its own: the database is rebuilt where the corpus is.
+        log.info(
+            "Serving %s as built (%s, but there is no corpus folder here to rebuild it from)", index.version, reason
+        )
+        reason = None
     if reason is not None:
         report = build_store(settings, embedder, multilingual=multilingual)
         if on_rebuild is not None:

@@ -17,6 +17,7 @@ from bot.chunking import ChunkingSettings
 from bot.config import Settings
 from bot.engine import Engine, Outcome
 from bot.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
+from bot.service import open_engine
 from bot.store import open_index
 from bot.stores.pg_build import build_postgres
 from bot.stores.pgvector import PgSource, PgStore, redacted
@@ -276,3 +277,26 @@ def test_a_bot_rides_out_a_database_that_goes_away_and_comes_back(
     # Back: the same state answers again, on a new connection, without a reload.
     assert engine.answer(question) == expected
     assert engine.version == version
+
+
+def test_a_bot_builds_a_missing_database_and_serves_one_built_elsewhere_as_it_is(
+    corpus_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, corpus_dir=corpus_dir, index_dir=tmp_path / "unused", database_url=SecretStr(database_url)
+    )
+    rebuilt: list[str] = []
+    engine = open_engine(settings, FakeEmbedder(), on_rebuild=lambda reason, _: rebuilt.append(reason))
+    assert rebuilt == ["no index has been built yet"]
+    assert engine.version.startswith("pg-") and not (tmp_path / "unused").exists()
+    # Another machine, without the corpus folder: the database is stale for it, and served as it is.
+    write_article(corpus_dir, EXTRA, EXTRA_BODY, title="A bridge in Oral")
+    elsewhere = settings.model_copy(update={"corpus_dir": tmp_path / "no-corpus-here"})
+    assert open_engine(elsewhere, FakeEmbedder(), on_rebuild=lambda reason, _: rebuilt.append(reason)).version == (
+        engine.version
+    )
+    # Beside the corpus, a stale database is rebuilt first, as an index directory is.
+    assert open_engine(settings, FakeEmbedder(), on_rebuild=lambda reason, _: rebuilt.append(reason)).version != (
+        engine.version
+    )
+    assert rebuilt == ["no index has been built yet", "the corpus changed since the last build"]
