@@ -1,6 +1,6 @@
 """Dense search in the PostgreSQL store (pgvector HNSW): latency and recall@10 against exact search, by size.
 
-    .venv/bin/python bench/store_search.py [--sizes 10000 50000 100000] [--queries 200] [--database-url URL]
+    .venv/bin/python bench/store_search.py [--sizes N ...] [--queries 200] [--database-url URL] [--out DIR]
 
 For each size, synthetic unit vectors (384 dimensions, as all-MiniLM-L6-v2's) are loaded into the store's own
 tables (`create_schema`, then COPY, then the HNSW index built as the store builds it, timed), and each query
@@ -216,7 +216,7 @@ def plot(rows: list[Row], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 60_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--database-url", help="an existing database to use (its kazbot_* tables are replaced)")
     parser.add_argument("--out", type=Path, default=RESULTS)
