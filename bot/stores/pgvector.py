@@ -195,7 +195,8 @@ def _meta(connection: psycopg.Connection[Any]) -> dict[str, Any]:
 def _check_schema(meta: dict[str, Any], where: str) -> None:
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise IndexMismatchError(
-            f"{where} holds the store schema {meta.get('schema_version')!r}, this version reads {SCHEMA_VERSION}"
+            f"{where} holds the store schema {meta.get('schema_version')!r}, this version reads {SCHEMA_VERSION}; "
+            "rebuild it with 'python -m bot build --full'"
         )
 
 
