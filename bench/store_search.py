@@ -40,6 +40,8 @@ CANDIDATES = 30  # what retrieval asks the dense leg for (bot/search.py)
 TOP = 10
 CENTRES = 1000
 SEED = 20261201
+# hnsw.ef_search values measured: the store's own (HNSW_EF_SEARCH), and a wider search for comparison.
+EF_SEARCHES = (40, 200)
 
 
 KINDS = ("clustered", "uniform")
@@ -49,6 +51,7 @@ KINDS = ("clustered", "uniform")
 class Row:
     kind: str
     size: int
+    ef_search: int
     load_seconds: float
     index_seconds: float
     median_ms: float
@@ -84,13 +87,13 @@ def database(url: str | None) -> Iterator[str]:
         yield started
 
 
-def measure(url: str, kind: str, size: int, queries: int, rng: np.random.Generator) -> Row:
+def measure(url: str, kind: str, size: int, queries: int, rng: np.random.Generator) -> list[Row]:
     import psycopg
     from fakes import FakeEmbedder
     from pgvector.psycopg import register_vector
     from psycopg import sql
 
-    from bot.stores.pgvector import DENSE_SEARCH, HNSW_INDEX, configure_search, create_schema
+    from bot.stores.pgvector import DENSE_SEARCH, HNSW_EF_SEARCH, HNSW_INDEX, configure_search, create_schema
 
     centres = None
     if kind == "clustered":
@@ -130,6 +133,7 @@ def measure(url: str, kind: str, size: int, queries: int, rng: np.random.Generat
         connection.execute("VACUUM ANALYZE kazbot_chunks")
         ids = np.array([row[0] for row in connection.execute("SELECT id FROM kazbot_chunks ORDER BY position")])
         configure_search(connection)
+        assert EF_SEARCHES[0] == HNSW_EF_SEARCH
         plan = "\n".join(
             str(row[0])
             for row in connection.execute(
@@ -138,39 +142,54 @@ def measure(url: str, kind: str, size: int, queries: int, rng: np.random.Generat
         )
         if "kazbot_chunks_embedding" not in plan:
             raise SystemExit(f"the dense query does not use the HNSW index at {size} vectors:\n{plan}")
-        latencies, exact_latencies, round_trips, recalls = [], [], [], []
-        for query in asked[:5]:  # warm-up: the index pages into shared buffers
-            connection.execute(DENSE_SEARCH, {"query": query, "k": CANDIDATES, "generation": 1}).fetchall()
-        for query in asked:
-            started = time.perf_counter()
-            rows = connection.execute(DENSE_SEARCH, {"query": query, "k": CANDIDATES, "generation": 1}).fetchall()
-            latencies.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            connection.execute("SELECT 1").fetchall()  # the floor: a round trip to the server, no search
-            round_trips.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            exact = ids[np.argsort(-(vectors @ query))[:TOP]]
-            exact_latencies.append(time.perf_counter() - started)
-            found = [row[0] for row in sorted(rows, key=lambda r: -float(r[1]))[:TOP]]
-            recalls.append(len(set(found) & set(exact.tolist())) / TOP)
+        timings = {}
+        for ef_search in EF_SEARCHES:
+            connection.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+            timings[ef_search] = run_queries(connection, DENSE_SEARCH, vectors, ids, asked)
         sizes = connection.execute(
             "SELECT pg_table_size('kazbot_chunks'), pg_relation_size('kazbot_chunks_embedding')"
         ).fetchone()
         assert sizes is not None
         connection.execute("DROP TABLE kazbot_chunks, kazbot_documents, kazbot_states, kazbot_meta")
-    return Row(
-        kind=kind,
-        size=size,
-        load_seconds=load_seconds,
-        index_seconds=index_seconds,
-        median_ms=statistics.median(latencies) * 1000,
-        p95_ms=float(np.percentile(latencies, 95)) * 1000,
-        exact_median_ms=statistics.median(exact_latencies) * 1000,
-        round_trip_ms=statistics.median(round_trips) * 1000,
-        recall=float(np.mean(recalls)),
-        table_mb=sizes[0] / 2**20,
-        index_mb=sizes[1] / 2**20,
-    )
+    return [
+        Row(
+            kind=kind,
+            size=size,
+            ef_search=ef_search,
+            load_seconds=load_seconds,
+            index_seconds=index_seconds,
+            median_ms=statistics.median(latencies) * 1000,
+            p95_ms=float(np.percentile(latencies, 95)) * 1000,
+            exact_median_ms=statistics.median(exact_latencies) * 1000,
+            round_trip_ms=statistics.median(round_trips) * 1000,
+            recall=recall,
+            table_mb=sizes[0] / 2**20,
+            index_mb=sizes[1] / 2**20,
+        )
+        for ef_search, (latencies, exact_latencies, round_trips, recall) in timings.items()
+    ]
+
+
+def run_queries(
+    connection: Any, query_sql: Any, vectors: npt.NDArray[np.float32], ids: npt.NDArray[np.int64], asked: Any
+) -> tuple[list[float], list[float], list[float], float]:
+    """Each query through the store's dense query, a round trip beside it, and exact search for the truth."""
+    latencies, exact_latencies, round_trips, recalls = [], [], [], []
+    for query in asked[:5]:  # warm-up: the index pages into shared buffers
+        connection.execute(query_sql, {"query": query, "k": CANDIDATES, "generation": 1}).fetchall()
+    for query in asked:
+        started = time.perf_counter()
+        rows = connection.execute(query_sql, {"query": query, "k": CANDIDATES, "generation": 1}).fetchall()
+        latencies.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        connection.execute("SELECT 1").fetchall()  # the floor: a round trip to the server, no search
+        round_trips.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        exact = ids[np.argsort(-(vectors @ query))[:TOP]]
+        exact_latencies.append(time.perf_counter() - started)
+        found = [row[0] for row in sorted(rows, key=lambda r: -float(r[1]))[:TOP]]
+        recalls.append(len(set(found) & set(exact.tolist())) / TOP)
+    return latencies, exact_latencies, round_trips, float(np.mean(recalls))
 
 
 def write_table(rows: list[Row], queries: int, path: Path) -> None:
@@ -187,14 +206,14 @@ def write_table(rows: list[Row], queries: int, path: Path) -> None:
         "against exact search (numpy, every vector); the numpy column is that exact search's time, in-process, "
         "for scale; the round trip is a `SELECT 1` timed beside each query, the floor of any query to the server.",
         "",
-        "| vectors | kind | load (COPY) s | HNSW build s | median ms | p95 ms | recall@10 | round trip median ms "
-        "| exact numpy median ms | table MB | HNSW MB |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| vectors | kind | ef_search | load (COPY) s | HNSW build s | median ms | p95 ms | recall@10 "
+        "| round trip median ms | exact numpy median ms | table MB | HNSW MB |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
-            f"| {r.size:,} | {r.kind} | {r.load_seconds:.1f} | {r.index_seconds:.1f} | {r.median_ms:.2f} "
-            f"| {r.p95_ms:.2f} "
+            f"| {r.size:,} | {r.kind} | {r.ef_search} | {r.load_seconds:.1f} | {r.index_seconds:.1f} "
+            f"| {r.median_ms:.2f} | {r.p95_ms:.2f} "
             f"| {r.recall:.3f} | {r.round_trip_ms:.2f} | {r.exact_median_ms:.2f} | {r.table_mb:.0f} "
             f"| {r.index_mb:.0f} |"
         )
@@ -210,12 +229,13 @@ def plot(rows: list[Row], path: Path) -> None:
 
     figure, (latency, recall) = plt.subplots(1, 2, figsize=(10, 4))
     for kind, marker in zip(KINDS, "os", strict=True):
-        own = [r for r in rows if r.kind == kind]
-        sizes = [r.size for r in own]
-        latency.plot(sizes, [r.median_ms for r in own], f"{marker}-", label=f"HNSW median, {kind}")
-        latency.plot(sizes, [r.p95_ms for r in own], f"{marker}--", label=f"HNSW p95, {kind}")
-        recall.plot(sizes, [r.recall for r in own], f"{marker}-", label=kind)
-    own = [r for r in rows if r.kind == KINDS[0]]
+        for ef_search, line in zip(EF_SEARCHES, "-:", strict=True):
+            own = [r for r in rows if r.kind == kind and r.ef_search == ef_search]
+            sizes = [r.size for r in own]
+            label = f"{kind}, ef_search {ef_search}"
+            latency.plot(sizes, [r.median_ms for r in own], f"{marker}{line}", label=f"median, {label}")
+            recall.plot(sizes, [r.recall for r in own], f"{marker}{line}", label=label)
+    own = [r for r in rows if r.kind == KINDS[0] and r.ef_search == EF_SEARCHES[0]]
     latency.plot([r.size for r in own], [r.exact_median_ms for r in own], "^:", label="exact (numpy), median")
     latency.plot([r.size for r in own], [r.round_trip_ms for r in own], "x-.", label="round trip, median")
     latency.set_xscale("log")
@@ -224,7 +244,7 @@ def plot(rows: list[Row], path: Path) -> None:
     latency.legend(fontsize="small")
     recall.legend()
     recall.set_xscale("log")
-    recall.set_ylim(0.8, 1.0)
+    recall.set_ylim(0.0, 1.02)
     recall.set_xlabel("vectors")
     recall.set_ylabel(f"recall@{TOP} against exact")
     figure.suptitle("Dense search in PostgreSQL (pgvector 0.8.6 HNSW, 384 dimensions)")
@@ -244,13 +264,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     with database(args.database_url) as url:
         for kind, size in ((kind, size) for size in args.sizes for kind in KINDS):
-            row = measure(url, kind, size, args.queries, rng)
-            print(
-                f"{size:>9,} {kind} vectors: median {row.median_ms:.2f} ms, p95 {row.p95_ms:.2f} ms, "
-                f"recall@10 {row.recall:.3f}, HNSW build {row.index_seconds:.1f} s",
-                flush=True,
-            )
-            rows.append(row)
+            for row in measure(url, kind, size, args.queries, rng):
+                print(
+                    f"{size:>9,} {kind} vectors, ef_search {row.ef_search}: median {row.median_ms:.2f} ms, "
+                    f"p95 {row.p95_ms:.2f} ms, recall@10 {row.recall:.3f}, HNSW build {row.index_seconds:.1f} s",
+                    flush=True,
+                )
+                rows.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
     write_table(rows, args.queries, args.out / "store_search.md")
     plot(rows, args.out / "store_search.png")
