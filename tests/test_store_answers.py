@@ -58,12 +58,14 @@ def _engine(store: str, request: pytest.FixtureRequest) -> Engine:
     if store == "postgresql":
         url = request.getfixturevalue("_answers_database")
         return Engine.open(PgSource(url), FakeEmbedder(), params=UNIT_TEST_PARAMS)
-    return Engine.open(request.getfixturevalue("built_index"), FakeEmbedder(), params=UNIT_TEST_PARAMS)
+    # The session's build of the same corpus, only read: these tests never rebuild or reload.
+    return Engine.open(request.getfixturevalue("_template_index"), FakeEmbedder(), params=UNIT_TEST_PARAMS)
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(scope="module", params=STORES)
 def engine(request: pytest.FixtureRequest) -> Engine:
-    """An engine on each store in turn, holding the project corpus (overrides conftest's `engine` here)."""
+    """An engine on each store in turn, holding the project corpus (overrides conftest's `engine` here), opened
+    once per store: the tests only ask questions without a conversation, which changes nothing in it."""
     return _engine(str(request.param), request)
 
 
