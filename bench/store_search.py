@@ -106,7 +106,6 @@ def measure(url: str, kind: str, size: int, queries: int, rng: np.random.Generat
         with connection.transaction():
             create_schema(connection, FakeEmbedder(dimension=DIMENSION, name="synthetic"))
         register_vector(connection)
-        connection.execute("DROP INDEX kazbot_chunks_embedding")
         # Dense search only: no terms (COPY's binary format has no tsvector dumper).
         connection.execute("ALTER TABLE kazbot_chunks ALTER terms SET DEFAULT ''::tsvector")
         document = connection.execute(

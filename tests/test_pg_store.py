@@ -62,6 +62,12 @@ def test_the_database_holds_what_the_index_directory_holds(
         assert np.array_equal(getattr(stored.data, name), getattr(index.data, name)), name
     assert stored.manifest.documents == index.manifest.documents
     assert stored.manifest.corpus_fingerprint == index.manifest.corpus_fingerprint
+    with psycopg.connect(database_url) as connection:
+        indexes: dict[str, str] = dict(
+            connection.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'kazbot_chunks'")
+        )
+    assert "USING hnsw (embedding vector_ip_ops)" in indexes["kazbot_chunks_embedding"]
+    assert "USING gin (terms)" in indexes["kazbot_chunks_terms"]
 
 
 def test_dense_and_lexical_search_find_the_chunk_of_a_sentence(

@@ -443,7 +443,8 @@ class PgWriter:
             if _has_schema(connection):
                 row = connection.execute("SELECT coalesce(max(generation), 0) FROM kazbot_states").fetchone()
                 previous = int(row[0]) if row else 0
-            if self._full or not _has_schema(connection):
+            fresh = self._full or not _has_schema(connection)
+            if fresh:
                 # Numbering goes on across the new tables: a reader still on an old state never sees new rows.
                 create_schema(connection, self._embedder)
             register_vector(connection)
@@ -466,6 +467,8 @@ class PgWriter:
                 )
             for parts in self._puts.values():
                 _insert(connection, parts, generation)
+            if fresh:
+                connection.execute(HNSW_INDEX)
             # Rows no state from `previous` on can see; the previous state stays whole for readers still on it.
             connection.execute("DELETE FROM kazbot_documents WHERE removed_in <= %s", (previous,))
             connection.execute("DELETE FROM kazbot_states WHERE generation < %s", (previous,))
@@ -481,7 +484,9 @@ class PgWriter:
 
 
 def create_schema(connection: psycopg.Connection[Any], embedder: Embedder) -> None:
-    """Every table, made afresh for `embedder`'s dimension (in the caller's transaction)."""
+    """Every table, made afresh for `embedder`'s dimension (in the caller's transaction). The HNSW index on the
+    chunk vectors is left to the caller, `HNSW_INDEX` after loading the rows: built once over every row, it is
+    made much faster than grown row by row."""
     connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
     register_vector(connection)
     connection.execute("DROP TABLE IF EXISTS kazbot_chunks, kazbot_documents, kazbot_states, kazbot_meta")
@@ -511,7 +516,6 @@ def create_schema(connection: psycopg.Connection[Any], embedder: Embedder) -> No
         ).format(dimension=sql.Literal(embedder.dimension))
     )
     connection.execute("CREATE INDEX kazbot_chunks_document ON kazbot_chunks (document)")
-    connection.execute(HNSW_INDEX)
     connection.execute("CREATE INDEX kazbot_chunks_terms ON kazbot_chunks USING gin (terms)")
     model = {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension}
     connection.execute(
