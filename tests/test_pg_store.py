@@ -19,6 +19,7 @@ from bot.engine import Engine, Outcome
 from bot.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.service import open_engine
 from bot.store import open_index
+from bot.stores.base import PassageStore, PassageWriter, StoreSource
 from bot.stores.pg_build import build_postgres
 from bot.stores.pgvector import PgSource, PgStore, redacted
 
@@ -74,7 +75,8 @@ def test_dense_and_lexical_search_find_the_chunk_of_a_sentence(
     corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
 ) -> None:
     _build(corpus_dir, database_url)
-    store = PgSource(database_url).open(fake_embedder)
+    source: StoreSource = PgSource(database_url)  # the interface's types (mypy checks that they are)
+    store: PassageStore = source.open(fake_embedder)
     data = store.data
     for chunk in (0, len(data.chunks) // 2, len(data.chunks) - 1):
         text = data.chunk_search_text(chunk)
@@ -184,7 +186,8 @@ def test_nothing_is_visible_before_the_rebuild_publishes(
     manifest = json.loads(json.dumps(source.open(fake_embedder).manifest.raw))
     gone = manifest["documents"].pop(CRACKDOWN)
     manifest["counts"] = {key: manifest["counts"][key] - (gone.get(key, 1)) for key in manifest["counts"]}
-    with source.writer(fake_embedder) as writer:
+    with source.writer(fake_embedder) as pg_writer:
+        writer: PassageWriter = pg_writer  # the interface's writer (mypy checks that it is one)
         writer.delete(CRACKDOWN)
         assert source.published_version() == first
         assert CRACKDOWN in _state(source.open(fake_embedder))
