@@ -11,7 +11,7 @@ $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# torch first and pinned: here it resolves to the CPU build on disk; unpinned it pulls CUDA packages.
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,multilingual]'
+	$(PIP) install -e '.[dev,multilingual,postgres]'
 	touch $@
 
 install: $(INSTALLED)

@@ -491,3 +491,37 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# The narrow seam through which another store builds (bot/stores/pgvector.py): articles chunked and embedded
+# exactly as a build does it, and a state assembled from their parts, so both stores hold the same vectors.
+ArticleParts = _ArticleParts
+
+
+def embed_articles(
+    articles: list[Article],
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    *,
+    multilingual: MultilingualModel | None = None,
+    progress: ProgressFactory | None = None,
+) -> tuple[list[ArticleParts], dict[str, str]]:
+    """Each article's rows and vectors (with multilingual sentence vectors when a model is given), and the
+    articles left out with their reasons (no sentences found)."""
+    report = BuildReport()
+    parts = _embed_articles(articles, embedder, chunking, progress, report)
+    if multilingual is not None:
+        parts = _embed_multilingual(parts, multilingual, progress, report)
+    return parts, report.skipped
+
+
+def assemble(parts: list[ArticleParts], dimension: int, multilingual_dimension: int | None) -> store.IndexData:
+    """One state's rows and vectors from its documents' parts, in the order given; with multilingual sentence
+    vectors when `multilingual_dimension` is given (every part must then hold them)."""
+    data = _assemble(parts, dimension)
+    if multilingual_dimension is not None:
+        data.multilingual_vectors = np.vstack(
+            [part.multilingual_vectors for part in parts if part.multilingual_vectors is not None]
+            or [np.zeros((0, multilingual_dimension), np.float32)]
+        ).astype(np.float32)
+    return data

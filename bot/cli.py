@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from pydantic import ValidationError
@@ -46,6 +47,11 @@ def _setup_logging(settings: Settings) -> None:
         from bot.logs import install_redaction
 
         install_redaction(settings.llm_api_key.get_secret_value())
+    if settings.database_url is not None:
+        from bot.logs import install_redaction
+
+        # psycopg never prints a URL's password, but a library's log line might: redact it anyway.
+        install_redaction(urlsplit(settings.database_url.get_secret_value()).password or "")
     for noisy in ("sentence_transformers", "transformers", "faiss", "bm25s", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not settings.log_questions:
@@ -78,7 +84,8 @@ def cli() -> None:
 @click.option("--strict", is_flag=True, help="Fail (status 1, nothing published) when any file would be skipped.")
 @user_errors
 def build(full: bool, quiet: bool, strict: bool) -> None:
-    """Rebuild the index from the corpus folder (incremental and atomic).
+    """Rebuild the index from the corpus folder (incremental and atomic); with DATABASE_URL set, the
+    PostgreSQL store instead (incremental, published in one transaction).
 
     Exit status: 0 built (or up to date) with every file; 3 built, but some files were skipped (named in the
     summary); 1 failed, nothing published (with --strict, also when a file would be skipped).
@@ -87,24 +94,16 @@ def build(full: bool, quiet: bool, strict: bool) -> None:
     _setup_logging(settings)
     from tqdm import tqdm
 
-    from bot.build import build_index
-    from bot.service import load_embedder, multilingual_model
+    from bot.service import build_store, load_embedder, multilingual_model
 
+    settings.database()  # A malformed DATABASE_URL is reported before the model loads.
     embedder = load_embedder(settings)
 
     def progress(total: int) -> Any:
         return tqdm(total=total, unit="article", desc="Embedding", disable=quiet, file=sys.stderr)
 
-    report = build_index(
-        settings.corpus_dir,
-        settings.index_dir,
-        embedder,
-        settings.chunking,
-        full=full,
-        progress=progress,
-        max_article_bytes=settings.max_article_bytes,
-        strict=strict,
-        multilingual=multilingual_model(settings),
+    report = build_store(
+        settings, embedder, full=full, progress=progress, strict=strict, multilingual=multilingual_model(settings)
     )
     click.echo(report.summary())
     if report.skipped:
@@ -187,8 +186,9 @@ def evaluate(question_file: Path, split: str | None, min_right: int | None, plot
         if is_squad(question_file):
             articles, questions = load_squad(question_file)
             write_corpus(articles, Path(tmp) / "corpus")
+            # A temporary index directory, never the shared database: SQuAD's articles are not the news.
             temporary = settings.model_copy(
-                update={"corpus_dir": Path(tmp) / "corpus", "index_dir": Path(tmp) / "index"}
+                update={"corpus_dir": Path(tmp) / "corpus", "index_dir": Path(tmp) / "index", "database_url": None}
             )
             engine = open_engine(temporary, embedder, on_rebuild=lambda reason, report: None, multilingual=multilingual)
         else:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     history_turns: int = Field(default=3, ge=0, le=20)
     log_level: str = "INFO"
     log_questions: bool = False
+    # The shared store (bot/stores/pgvector.py): when set, passages live in this PostgreSQL database instead of
+    # INDEX_DIR. A secret: it may hold a password, and is never logged.
+    database_url: SecretStr | None = None
 
     telegram_bot_token: SecretStr | None = None
     telegram_base_url: str = "https://api.telegram.org/bot"
@@ -85,6 +88,16 @@ class Settings(BaseSettings):
     @property
     def chunking(self) -> ChunkingSettings:
         return ChunkingSettings(max_words=self.chunk_max_words, overlap_sentences=self.chunk_overlap_sentences)
+
+    def database(self) -> str | None:
+        """The PostgreSQL URL when the shared store is configured, else None; raises `ConfigError` (naming the
+        setting, never its value) when it is not a PostgreSQL URL."""
+        url = self.database_url.get_secret_value().strip() if self.database_url else ""
+        if not url:
+            return None
+        if urlsplit(url).scheme not in ("postgresql", "postgres"):
+            raise ConfigError("DATABASE_URL must be a PostgreSQL URL: postgresql://user:password@host:5432/database")
+        return url
 
     def telegram_token(self) -> str:
         """The bot token, checked for shape; raises `ConfigError` naming the setting (never the value)."""

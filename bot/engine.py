@@ -19,7 +19,9 @@ from bot.markup import strip_markup
 from bot.multilingual import MultilingualModel, is_english, not_covered_note, quotes_note
 from bot.scorer import ScorerParams
 from bot.search import Passage, search
-from bot.store import Document, LoadedIndex, open_index
+from bot.store import Document
+from bot.stores.base import PassageStore, StoreSource
+from bot.stores.faiss_dir import FaissDirSource
 from bot.writer import AnswerWriter, Progress, SentenceVerdict, SourcePassage, WrittenAnswer
 
 # Chunks retrieved per question: their sentences are the candidates for the answer.
@@ -102,9 +104,9 @@ class Engine:
 
     def __init__(
         self,
-        index_dir: Path,
+        source: StoreSource | Path,
         embedder: Embedder,
-        index: LoadedIndex,
+        index: PassageStore,
         *,
         max_question_chars: int = 500,
         params: ScorerParams | None = None,
@@ -125,14 +127,16 @@ class Engine:
                 embedder.name,
             )
         word_vectors = WordVectors(embedder.embed)
+        # A path is the default store, an index directory (bot/stores/faiss_dir.py).
+        source = FaissDirSource(source) if isinstance(source, Path) else source
         self.live = LiveIndex(
-            index_dir, embedder, index, lambda loaded: SentenceScorer(loaded.data, scorer_params, word_vectors)
+            source, embedder, index, lambda loaded: SentenceScorer(loaded.data, scorer_params, word_vectors)
         )
 
     @classmethod
     def open(
         cls,
-        index_dir: Path,
+        source: StoreSource | Path,
         embedder: Embedder,
         *,
         max_question_chars: int = 500,
@@ -140,9 +144,11 @@ class Engine:
         writer: AnswerWriter | None = None,
         multilingual: MultilingualModel | None = None,
     ) -> Engine:
-        index = open_index(index_dir, embedder)
+        """An engine on the newest state of `source` (a store, or an index directory)."""
+        source = FaissDirSource(source) if isinstance(source, Path) else source
+        index = source.open(embedder)
         return cls(
-            index_dir,
+            source,
             embedder,
             index,
             max_question_chars=max_question_chars,
@@ -152,7 +158,7 @@ class Engine:
         )
 
     @property
-    def index(self) -> LoadedIndex:
+    def index(self) -> PassageStore:
         return self.live.current()[0]
 
     @property
@@ -164,7 +170,7 @@ class Engine:
         """Whether questions not in English are answered by the multilingual leg (with the index in service)."""
         return self._multilingual_vectors(self.index) is not None
 
-    def _multilingual_vectors(self, index: LoadedIndex) -> Vectors | None:
+    def _multilingual_vectors(self, index: PassageStore) -> Vectors | None:
         """The index's multilingual sentence vectors, when they were made by this engine's multilingual model."""
         vectors = index.data.multilingual_vectors
         if self.multilingual is None or vectors is None or not index.manifest.has_multilingual(self.multilingual):
@@ -225,7 +231,7 @@ class Engine:
         self,
         question: str,
         cleaned: str,
-        index: LoadedIndex,
+        index: PassageStore,
         scorer: SentenceScorer,
         vectors: Vectors,
         conversation: Conversation | None,
@@ -263,7 +269,7 @@ class Engine:
         return parsed, candidates
 
     def _retrieve(
-        self, question: str, resolved: str, referents: list[str], index: LoadedIndex, scorer: SentenceScorer
+        self, question: str, resolved: str, referents: list[str], index: PassageStore, scorer: SentenceScorer
     ) -> tuple[Question, list[Passage], Candidates]:
         """Search by the question with its pronouns `resolved` (its meaning) and its words with the referents'."""
         context = " ".join(referents)
@@ -297,11 +303,11 @@ def _with_quotes_note(answer: Answer, question: str) -> Answer:
     return dataclasses.replace(answer, text=f"{note}\n{answer.text}")
 
 
-def _newest_first(index: LoadedIndex) -> list[Document]:
+def _newest_first(index: PassageStore) -> list[Document]:
     return sorted(index.data.documents, key=lambda d: (english.date_sort_key(d.published), d.title), reverse=True)
 
 
-def _small_talk_reply(kind: english.SmallTalk, index: LoadedIndex) -> str:
+def _small_talk_reply(kind: english.SmallTalk, index: PassageStore) -> str:
     count = len(index.data.documents)
     articles = f"{count} news article{'s' if count != 1 else ''}"
     if kind is english.SmallTalk.THANKS:
@@ -321,7 +327,7 @@ def _small_talk_reply(kind: english.SmallTalk, index: LoadedIndex) -> str:
     )
 
 
-def _overview(question: str, index: LoadedIndex) -> Answer:
+def _overview(question: str, index: PassageStore) -> Answer:
     """The lead sentence of each article, the newest first: what the collection is about."""
     data = index.data
     leads: list[int] = []
@@ -338,7 +344,7 @@ def _overview(question: str, index: LoadedIndex) -> Answer:
     return dataclasses.replace(answer, text=f"The articles ({shown}), newest first:\n{answer.text}")
 
 
-def _compose(question: str, choice: Choice, index: LoadedIndex, *, dated: bool = False) -> Answer:
+def _compose(question: str, choice: Choice, index: PassageStore, *, dated: bool = False) -> Answer:
     """The answer text: each quoted sentence followed by its source's `[n]`; "As of <date>:" before the
     quotes of each article when several articles are quoted or the question asks what is current."""
     data = index.data
@@ -369,7 +375,7 @@ def _compose(question: str, choice: Choice, index: LoadedIndex, *, dated: bool =
     return Answer(question, Outcome.ANSWERED, text, citations, tuple(quotes))
 
 
-def _citation(n: int, document: Document, sentences: list[int], index: LoadedIndex) -> Citation:
+def _citation(n: int, document: Document, sentences: list[int], index: PassageStore) -> Citation:
     """The passage shown with a source: each quoted sentence with one sentence of context either side."""
     rows = index.data.sentences
     windows: list[list[int]] = []
@@ -388,7 +394,7 @@ def _citation(n: int, document: Document, sentences: list[int], index: LoadedInd
     return Citation(n, document.title, document.publisher, document.published, document.url, document.doc_id, passage)
 
 
-def writer_passages(index: LoadedIndex, passages: list[Passage], chosen: list[int]) -> list[SourcePassage]:
+def writer_passages(index: PassageStore, passages: list[Passage], chosen: list[int]) -> list[SourcePassage]:
     """The retrieved chunks, numbered for the model: those holding the extractive answer's sentences first."""
     data = index.data
     chunks = [p.chunk for p in passages]
@@ -408,7 +414,7 @@ def writer_passages(index: LoadedIndex, passages: list[Passage], chosen: list[in
 def written_answer(
     writer: AnswerWriter,
     extractive: Answer,
-    index: LoadedIndex,
+    index: PassageStore,
     passages: list[Passage],
     chosen: list[int],
     conversation: Conversation | None,

@@ -1,13 +1,11 @@
-"""Hybrid retrieval over chunks: dense (FAISS) and lexical (BM25) ranks fused, near-duplicates collapsed."""
+"""Hybrid retrieval over chunks: the store's dense and lexical ranks fused, near-duplicates collapsed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from bot.embedding import Vectors
-from bot.store import LoadedIndex
+from bot.stores.base import PassageStore
 
 # Reciprocal-rank fusion constant: 60 is the value from Cormack et al. and works without tuning.
 RRF_K = 60
@@ -25,21 +23,15 @@ class Passage:
     cosine: float
 
 
-def search(index: LoadedIndex, query_vector: Vectors, query_terms: list[str], k: int) -> list[Passage]:
-    """The `k` best chunks for a query, best first."""
-    total = index.faiss_index.ntotal
-    if total == 0:
+def search(index: PassageStore, query_vector: Vectors, query_terms: list[str], k: int) -> list[Passage]:
+    """The `k` best chunks for a query, best first: the store's dense and lexical ranks fused (RRF)."""
+    if not index.data.chunks:
         return []
     fused: dict[int, float] = {}
-    cosines, labels = index.faiss_index.search(query_vector.reshape(1, -1), min(CANDIDATES, total))
-    # FAISS pads with label -1 when it has fewer results than asked: never let that index a chunk.
-    dense = [(int(label), float(cos)) for label, cos in zip(labels[0], cosines[0], strict=True) if label >= 0]
-    for rank, (chunk, _) in enumerate(dense):
+    for rank, (chunk, _) in enumerate(index.dense_search(query_vector, CANDIDATES)):
         fused[chunk] = fused.get(chunk, 0.0) + 1.0 / (RRF_K + rank + 1)
     if query_terms:
-        lexical = np.asarray(index.bm25.get_scores(query_terms), dtype=np.float32)
-        order = np.argsort(-lexical)[:CANDIDATES]
-        for rank, chunk in enumerate(int(c) for c in order if lexical[c] > 0):
+        for rank, chunk in enumerate(index.lexical_search(query_terms, CANDIDATES)):
             fused[chunk] = fused.get(chunk, 0.0) + 1.0 / (RRF_K + rank + 1)
     vectors = index.data.chunk_vectors
     query = query_vector.reshape(-1)

