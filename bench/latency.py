@@ -152,13 +152,16 @@ def load(settings_dir: Path) -> tuple[Settings, Embedder, CountingEmbedder, Engi
     os.chdir(settings_dir)  # Settings() resolves corpus/ and index/ (and .env) relative to the project
     start = time.perf_counter_ns()
     from bot.config import Settings
+    from bot.embedding import SentenceTransformerEmbedder
     from bot.engine import Engine
     from bot.service import load_embedder, open_engine
 
     import_ms = elapsed_ms(start)
     settings = Settings()
     start = time.perf_counter_ns()
-    embedder = load_embedder(settings)  # imports torch and sentence-transformers, reads the weights
+    embedder = load_embedder(settings)  # hashes the weights; the model itself loads lazily, so load it here
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        embedder.load()  # imports torch and sentence-transformers, reads the weights
     model_ms = elapsed_ms(start)
     counting = CountingEmbedder(embedder)
     rebuilt: list[str] = []

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def load_embedder(settings: Settings) -> Embedder:
+    """The configured embedder; its model is loaded when first needed (see `SentenceTransformerEmbedder`)."""
     return SentenceTransformerEmbedder(settings.embedding_model)
 
 
@@ -62,6 +63,8 @@ def open_engine(
             log.info("Index rebuilt (%s): %s", reason, report.summary())
         index = open_index(settings.index_dir, embedder)
     assert index is not None
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        embedder.load()  # Now, once, rather than in the middle of the first question (or the rebuild's).
     return Engine(
         settings.index_dir,
         embedder,
