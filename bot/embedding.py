@@ -101,21 +101,23 @@ class SentenceTransformerEmbedder:
     dimension come from the files, so a rebuild that finds nothing changed never pays the seconds a load takes.
     """
 
-    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu") -> None:
+    def __init__(
+        self, name: str = DEFAULT_MODEL, device: str = "cpu", question_batch: int = MAX_QUESTION_BATCH
+    ) -> None:
         location, self.fingerprint = resolve_model(name)
         self.name = DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
         self._location = location
         self._device = device
         self._model: Any = None
         self._load_lock = threading.Lock()
-        dimension = _dimension_from_files(Path(location))
+        dimension = dimension_from_files(Path(location))
         self.dimension = dimension if dimension is not None else self._loaded_dimension()
         self._embed_one = lru_cache(maxsize=1024)(self._embed_question)
         # Hugging Face tokenizers fail with "Already borrowed" when one is used from two threads at once, and
         # two cores gain nothing from parallel encoding: one `encode` at a time. Questions that arrive while
         # one runs wait together and are then encoded in one call (`QuestionBatcher`).
         self._lock = threading.Lock()
-        self._questions = QuestionBatcher(self._encode, MAX_QUESTION_BATCH)
+        self._questions = QuestionBatcher(self._encode, question_batch)
 
     @property
     def loaded(self) -> bool:
@@ -167,7 +169,7 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
 
-def _dimension_from_files(location: Path) -> int | None:
+def dimension_from_files(location: Path) -> int | None:
     """The output dimension of a local sentence-transformers model (Transformer + Pooling [+ Normalize]) read
     from its configuration, or None when it cannot be told without loading it (a Dense layer, another layout)."""
     try:
