@@ -343,13 +343,21 @@ def _previous_parts(
             chunk_bounds=[
                 (data.chunks[c].first_sentence - first, data.chunks[c].last_sentence - first) for c in chunks
             ],
-            chunk_vectors=data.chunk_vectors[chunks],
-            sentence_vectors=data.sentence_vectors[sentences],
+            chunk_vectors=data.chunk_vectors[_rows(chunks)],
+            sentence_vectors=data.sentence_vectors[_rows(sentences)],
             clause_sentences=[data.clause_sentences[c] - first for c in clauses],
-            clause_vectors=data.clause_vectors[clauses],
-            multilingual_vectors=None if multilingual_vectors is None else multilingual_vectors[sentences],
+            clause_vectors=data.clause_vectors[_rows(clauses)],
+            multilingual_vectors=None if multilingual_vectors is None else multilingual_vectors[_rows(sentences)],
         )
     return parts
+
+
+def _rows(ids: list[int]) -> slice | list[int]:
+    """An article's rows as a slice when they are consecutive (as builds write them): a view of the previous
+    version's vectors rather than a copy of them all."""
+    if ids and ids[-1] - ids[0] + 1 == len(ids):
+        return slice(ids[0], ids[-1] + 1)
+    return ids
 
 
 def _assemble(parts: list[ArticleParts], vectors: SpooledVectors) -> store.IndexData:
