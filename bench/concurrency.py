@@ -63,6 +63,7 @@ class Level:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
+    parser.add_argument("--questions", type=int, default=0, help="ask only the first N distinct questions")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--no-plot", action="store_true")
     return parser.parse_args(argv)
@@ -104,10 +105,10 @@ def run_level(engine: Engine, embedder: SentenceTransformerEmbedder, asked: list
     return Level("", askers, len(latencies), time.perf_counter() - started, latencies)
 
 
-def measure(levels: list[int], tmp: Path) -> list[Level]:
+def measure(levels: list[int], tmp: Path, limit: int) -> list[Level]:
     index_dir = tmp / "index"
     build_index(ROOT / "corpus", index_dir, SentenceTransformerEmbedder(), ChunkingSettings())
-    asked = questions()
+    asked = questions()[:limit] if limit else questions()
     engines = {}
     for mode, batch in MODES.items():
         embedder = SentenceTransformerEmbedder(question_batch=batch)
@@ -176,8 +177,8 @@ def plot(results: list[Level], path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="kazbot-concurrency-") as tmp:
-        results = measure(args.levels, Path(tmp))
-    report = render(results, len(questions()))
+        results = measure(args.levels, Path(tmp), args.questions)
+    report = render(results, args.questions or len(questions()))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "concurrency.md").write_text(report, encoding="utf-8")
     if not args.no_plot:
