@@ -48,15 +48,28 @@ def status(field):
             return int(line.split()[1]) * 1024
     return 0
 
+import threading
 start_rss = status("VmRSS")
+peak_anon = [status("RssAnon")]
+done = threading.Event()
+
+def sample():  # RssAnon has no high-water mark of its own: sample it (file pages of the spool are page cache)
+    while not done.wait(0.02):
+        peak_anon[0] = max(peak_anon[0], status("RssAnon"))
+
+sampler = threading.Thread(target=sample)
+sampler.start()
 started = time.perf_counter()
 report = build_index(Path(sys.argv[1]), Path(sys.argv[2]), HashEmbedder(), ChunkingSettings())
 seconds = time.perf_counter() - started
+done.set()
+sampler.join()
 peak = status("VmHWM")
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 again = build_index(Path(sys.argv[1]), Path(sys.argv[2]), HashEmbedder(), ChunkingSettings())
-print(json.dumps({"start_rss": start_rss, "peak": peak, "seconds": seconds, "chunks": report.chunks,
-                  "sentences": report.sentences, "no_change": time.perf_counter() - started,
+print(json.dumps({"start_rss": start_rss, "peak": peak, "peak_anon": peak_anon[0], "seconds": seconds,
+                  "chunks": report.chunks, "sentences": report.sentences,
+                  "no_change": time.perf_counter() - started, "no_change_cpu": time.process_time() - cpu,
                   "up_to_date": again.up_to_date}))
 """
 
@@ -85,8 +98,10 @@ class SizeResult:
     sentences: int
     start_rss: int
     peak: int
+    peak_anon: int  # anonymous memory only (sampled): the process's own, not page cache of the files it maps
     seconds: float
     no_change: float
+    no_change_cpu: float
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -123,18 +138,20 @@ def measure(sizes: list[int], tmp: Path) -> tuple[list[SizeResult], int]:
                 int(values["sentences"]),
                 int(values["start_rss"]),
                 int(values["peak"]),
+                int(values["peak_anon"]),
                 values["seconds"],
                 values["no_change"],
+                values["no_change_cpu"],
             )
         )
     model = int(run_child(MODEL_CHILD)["model"])
     return results, model
 
 
-def extrapolate(results: list[SizeResult], articles: int) -> float:
-    """Peak memory at `articles`, by a least-squares line through the measured sizes."""
+def extrapolate(results: list[SizeResult], articles: int, anonymous: bool = False) -> float:
+    """Peak memory (or peak anonymous memory) at `articles`, by a least-squares line through the measured sizes."""
     xs = [r.articles for r in results]
-    ys = [r.peak for r in results]
+    ys = [r.peak_anon if anonymous else r.peak for r in results]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / max(
         1e-9, sum((x - mean_x) ** 2 for x in xs)
@@ -151,20 +168,21 @@ def render(results: list[SizeResult], model: int) -> str:
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average "
         f"{os.getloadavg()[0]:.1f} at the end.",
         "",
-        "| articles | chunks | sentences | RSS before the build MB | peak RSS MB | peak − before, MB | "
-        "build s | nothing-changed rebuild s | s per 10,000 articles |",
+        "| articles | chunks | sentences | RSS before MB | peak RSS MB | peak anonymous MB | "
+        "build s | nothing-changed rebuild s (CPU s) | CPU s per 10,000 articles |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         lines.append(
             f"| {r.articles} | {r.chunks} | {r.sentences} | {r.start_rss / mb:.0f} | {r.peak / mb:.0f} | "
-            f"{(r.peak - r.start_rss) / mb:.0f} | {r.seconds:.1f} | {r.no_change:.3f} | "
-            f"{r.no_change * 10_000 / r.articles:.2f} |"
+            f"{r.peak_anon / mb:.0f} | {r.seconds:.1f} | {r.no_change:.3f} ({r.no_change_cpu:.3f}) | "
+            f"{r.no_change_cpu * 10_000 / r.articles:.2f} |"
         )
     one_k = extrapolate(results, 1000)
     hundred_k = extrapolate(results, 100_000)
     growth = (hundred_k - one_k) / 99
-    worst_no_change = max(r.no_change * 10_000 / r.articles for r in results)
+    # CPU time: on a shared machine the wall time mostly measures the other jobs.
+    worst_no_change = max(r.no_change_cpu * 10_000 / r.articles for r in results)
     lines += [
         "",
         f"Memory grows by about {growth / mb:.1f} MB per 1,000 articles (least-squares line through the sizes above). "
@@ -173,9 +191,11 @@ def render(results: list[SizeResult], model: int) -> str:
         f"(+{model / mb:.0f} MB, measured in its own process): "
         f"{(hundred_k + model) / mb:.0f} MB against {(one_k + model) / mb:.0f} MB "
         f"(**{(hundred_k + model) / (one_k + model):.1f}×**, aim ≤ {AIM_MEMORY:.0f}×). This is an extrapolation "
-        "from the sizes measured, not a measurement at 100,000.",
+        "from the sizes measured, not a measurement at 100,000. Anonymous memory alone (without the page cache "
+        f"of the spool and index files the build maps): {extrapolate(results, 100_000, True) / mb:.0f} MB at "
+        f"100,000 against {extrapolate(results, 1000, True) / mb:.0f} MB at 1,000.",
         "",
-        f"Nothing-changed rebuild: at most {worst_no_change:.2f} s per 10,000 articles "
+        f"Nothing-changed rebuild: at most {worst_no_change:.2f} CPU s per 10,000 articles "
         f"(aim < {AIM_NO_CHANGE:.0f} s): **{'met' if worst_no_change < AIM_NO_CHANGE else 'not met'}**.",
     ]
     return "\n".join(lines) + "\n"

@@ -107,11 +107,11 @@ def run_level(engine: Engine, embedder: SentenceTransformerEmbedder, asked: list
 
 def measure(levels: list[int], tmp: Path, limit: int) -> list[Level]:
     index_dir = tmp / "index"
-    build_index(ROOT / "corpus", index_dir, SentenceTransformerEmbedder(), ChunkingSettings())
     asked = questions()[:limit] if limit else questions()
     engines = {}
     for mode, batch in MODES.items():
         embedder = SentenceTransformerEmbedder(question_batch=batch)
+        build_index(ROOT / "corpus", index_dir, embedder, ChunkingSettings())  # the second finds it up to date
         engine = Engine.open(index_dir, embedder)
         for question in asked:  # warm-up: word vectors of the synonym check, the model's first calls
             engine.answer(question, Conversation())

@@ -14,6 +14,7 @@ import datetime as dt
 import fcntl
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -436,7 +437,9 @@ def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -
     version = f"v-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=index_dir))
     try:
-        bm25_tokens = [terms(data.chunk_search_text(i)) for i in range(len(data.chunks))]
+        # Interned: the same few thousand words recur across every chunk, and a list of a million chunks'
+        # tokens as separate strings was the largest thing a big build held (bench/build_scale.py).
+        bm25_tokens = [[sys.intern(t) for t in terms(data.chunk_search_text(i))] for i in range(len(data.chunks))]
         store.write_version(staging, data, bm25_tokens, {**manifest, "version": version})
         staging.chmod(0o755)
         staging.rename(index_dir / version)
