@@ -46,8 +46,12 @@ eval: $(INSTALLED)
 fit: $(INSTALLED)
 	$(PY) -m bot fit --plot docs/curve-checking.png
 
+## Every bench/*.py that sets `IN_MAKE_BENCH = True`, with its quick defaults (at most about 10 minutes): tables
+## and plots into bench/results/. A new benchmark joins by setting that line; larger sizes are its own options.
+BENCH_SCRIPTS = $(shell grep -l '^IN_MAKE_BENCH = True' bench/*.py)
+
 bench: $(INSTALLED)
-	$(PY) bench/latency.py
+	@set -e; for script in $(BENCH_SCRIPTS); do echo "== $$script"; MULTILINGUAL=off $(PY) $$script; done
 
 clean:
 	rm -rf $(VENV) index/v-* index/CURRENT index/.build-*

@@ -16,6 +16,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = (ROOT / "tests/data/dev_qa.jsonl", ROOT / "tests/data/extra_qa.jsonl")
 DEFAULT_OUT = ROOT / "bench/out"
+RESULTS = ROOT / "bench/results"  # the committed summary (latency.md, latency.png)
+IN_MAKE_BENCH = True  # `make bench` runs this script with its defaults
 AIM = 1.5  # the end-to-end median should be within this factor of the floor's median
 WARMUP_QUESTIONS = 5
 FLOOR = "floor"
@@ -152,13 +155,16 @@ def load(settings_dir: Path) -> tuple[Settings, Embedder, CountingEmbedder, Engi
     os.chdir(settings_dir)  # Settings() resolves corpus/ and index/ (and .env) relative to the project
     start = time.perf_counter_ns()
     from bot.config import Settings
+    from bot.embedding import SentenceTransformerEmbedder
     from bot.engine import Engine
     from bot.service import load_embedder, open_engine
 
     import_ms = elapsed_ms(start)
     settings = Settings()
     start = time.perf_counter_ns()
-    embedder = load_embedder(settings)  # imports torch and sentence-transformers, reads the weights
+    embedder = load_embedder(settings)  # hashes the weights; the model itself loads lazily, so load it here
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        embedder.load()  # imports torch and sentence-transformers, reads the weights
     model_ms = elapsed_ms(start)
     counting = CountingEmbedder(embedder)
     rebuilt: list[str] = []
@@ -514,9 +520,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{'met' if met else 'not met'})"
         )
         plot(out / "latency.png", samples, title)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "latency.png", RESULTS / "latency.png")
         print(f" and {out / 'latency.png'}", end="")
     print()
+    write_summary(RESULTS / "latency.md", floor_values, answer_values, len(questions), args.repeats, load_after)
     return 0
+
+
+def write_summary(
+    path: Path, floor: Sequence[float], answer: Sequence[float], questions: int, repeats: int, load: str
+) -> None:
+    """The headline table for bench/results: median, p95 and p99 of the answer against the floor."""
+
+    def p99(values: Sequence[float]) -> float:
+        return float(np.percentile(values, 99))
+
+    lines = [
+        "# Answer latency against the question-embedding floor (`bench/latency.py`)",
+        "",
+        f"{questions} questions × {repeats} repeats, interleaved; {' '.join(machine_info())}; load average "
+        f"{load} at the end.",
+        "",
+        "| | n | median ms | p95 ms | p99 ms |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, values in (("embed the question alone (floor)", floor), ("answer end to end", answer)):
+        lines.append(f"| {label} | {len(values)} | {median(values):.1f} | {p95(values):.1f} | {p99(values):.1f} |")
+    lines += [
+        f"| answer / floor | | {median(answer) / median(floor):.2f}× | {p95(answer) / p95(floor):.2f}× | "
+        f"{p99(answer) / p99(floor):.2f}× |",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import datetime as dt
 import fcntl
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -26,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from bot import store
-from bot.chunking import ChunkingSettings, chunk_sentences, split_clauses, split_sentences
-from bot.corpus import MAX_ARTICLE_BYTES, Article, CorpusFile, fingerprint, load_article, scan, text_key
+from bot.article_vectors import ArticleParts, EmbeddingPipeline, SpooledVectors, cut_article
+from bot.chunking import ChunkingSettings
+from bot.corpus import MAX_ARTICLE_BYTES, Article, CorpusFile, fingerprint, known_files, load_article, scan, text_key
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import ArticleError, ArticleGoneError, BuildError, IndexStoreError
-from bot.manifest import chunking_manifest
+from bot.manifest import Manifest, chunking_manifest
 from bot.multilingual import MultilingualModel
 
 _BUILD_PREFIX = ".build-"
@@ -77,20 +79,6 @@ class BuildReport:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class _ArticleParts:
-    """One article's rows and vectors, indexed locally (sentence 0 is its first sentence)."""
-
-    document: store.Document
-    sentence_spans: list[tuple[int, int]]
-    chunk_bounds: list[tuple[int, int]]
-    chunk_vectors: Vectors
-    sentence_vectors: Vectors
-    clause_sentences: list[int]
-    clause_vectors: Vectors
-    multilingual_vectors: Vectors | None = None  # one per sentence, when made by the multilingual model in use
-
-
 ProgressFactory = Callable[[int], Any]
 
 
@@ -113,86 +101,175 @@ def build_index(
     first name in sorted order, and the other is named in `report.duplicates`. With a `multilingual` model,
     every sentence is also embedded by it (passage side) for questions not in English; without one, the new
     version holds no such vectors.
+
+    When nothing changed, only the manifest is read and the corpus files' sizes and times compared (a file is
+    hashed only when they differ): the embedder is never asked to embed, so a lazily loaded model stays unloaded.
     """
     started = time.perf_counter()
     index_dir.mkdir(parents=True, exist_ok=True)
     with _build_lock(index_dir):
         _remove_abandoned_builds(index_dir)
         report = BuildReport()
-        files = scan(corpus_dir)
+        current = _current_manifest(index_dir)
+        files = scan(corpus_dir, None if full or current is None else current.known_files)
+        if (
+            not full
+            and current is not None
+            and _nothing_changed(index_dir, current, files, embedder, chunking)
+            and (multilingual is None or current.has_multilingual(multilingual))
+        ):
+            return _up_to_date(report, current, started, strict)
         previous, report.full_reason = _reusable_previous(index_dir, embedder, chunking, full)
         if (
             previous is not None
             and previous.manifest.corpus_fingerprint == fingerprint(files)
             and (multilingual is None or previous.manifest.has_multilingual(multilingual))
         ):
-            report.version = previous.version
-            report.up_to_date = True
-            report.unchanged = sorted(previous.manifest.documents)
-            report.skipped = {name: entry["reason"] for name, entry in previous.manifest.skipped.items()}
-            report.duplicates = dict(previous.manifest.raw.get("duplicates", {}))
-            _count(report, previous.data)
-            report.seconds = time.perf_counter() - started
-            _refuse_skips(report, strict)
-            return report
-
-        reusable = _previous_parts(previous, multilingual)
-        previous_hashes = _current_documents(index_dir)
-        parts: list[_ArticleParts] = []
-        to_embed: list[Article] = []
-        seen: dict[str, str] = {}  # text key → the file indexed with that text
-        gone: set[str] = set()
-        for number, file in enumerate(files):
-            old = reusable.get(file.name)
-            if old is not None and old.document.content_hash == file.sha256:
-                if _is_duplicate(report, seen, file.name, old.document.text):
-                    continue
-                parts.append(old)
-                report.unchanged.append(file.name)
-                continue
-            try:
-                article = load_article(file, max_article_bytes)
-            except ArticleGoneError:  # Deleted since the scan: the corpus no longer has it.
-                gone.add(file.name)
-                continue
-            except ArticleError as exc:
-                report.skipped[file.name] = str(exc)
-                continue
-            if article.content_hash != file.sha256:  # Rewritten since the scan: what was read is what counts.
-                files[number] = dataclasses.replace(file, sha256=article.content_hash)
-            if not _is_duplicate(report, seen, file.name, article.text):
-                to_embed.append(article)
-        files = [file for file in files if file.name not in gone]
-        _refuse_skips(report, strict)
-        embedded = _embed_articles(to_embed, embedder, chunking, progress, report)
-        for part in embedded:
-            previous_hash = previous_hashes.get(part.document.doc_id)
-            if previous_hash is None:
-                report.added.append(part.document.doc_id)
-            elif previous_hash != part.document.content_hash:
-                report.changed.append(part.document.doc_id)
-            else:  # Re-embedded only because the model or the chunking changed.
-                report.unchanged.append(part.document.doc_id)
-        parts += embedded
-        if multilingual is not None:
-            parts = _embed_multilingual(parts, multilingual, progress, report)
-        present = {part.document.doc_id for part in parts} | set(report.skipped) | set(report.duplicates)
-        report.removed = sorted(previous_hashes.keys() - present)
-
-        if not parts:
-            raise BuildError(
-                f"no article in {corpus_dir} could be read, so there is nothing to index"
-                + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
+            return _up_to_date(report, previous.manifest, started, strict)
+        spool_dir = Path(tempfile.mkdtemp(prefix=f"{_BUILD_PREFIX}spool-", dir=index_dir))
+        try:
+            parts, vectors, files = _embed_corpus(
+                files,
+                previous,
+                current,
+                embedder,
+                chunking,
+                spool_dir,
+                report,
+                progress,
+                max_article_bytes,
+                strict,
+                multilingual,
             )
-        parts.sort(key=lambda part: part.document.doc_id)
-        data = _assemble(parts, embedder.dimension, multilingual)
-        _refuse_skips(report, strict)
-        manifest = _manifest(embedder, chunking, files, parts, report.skipped, multilingual)
-        manifest["duplicates"] = dict(sorted(report.duplicates.items()))
-        report.version = _publish(index_dir, data, manifest)
-        _count(report, data)
+            previous = None  # Its vectors were copied into the spool: let them go before the version is written.
+            if not parts:
+                raise BuildError(
+                    f"no article in {corpus_dir} could be read, so there is nothing to index"
+                    + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
+                )
+            data = _assemble(parts, vectors)
+            _refuse_skips(report, strict)
+            manifest = _manifest(embedder, chunking, files, parts, report.skipped, multilingual)
+            manifest["duplicates"] = dict(sorted(report.duplicates.items()))
+            report.version = _publish(index_dir, data, manifest)
+            _count(report, data)
+        finally:
+            shutil.rmtree(spool_dir, ignore_errors=True)
         report.seconds = time.perf_counter() - started
         return report
+
+
+def _embed_corpus(
+    files: list[CorpusFile],
+    previous: store.LoadedIndex | None,
+    current: Manifest | None,
+    embedder: Embedder,
+    chunking: ChunkingSettings,
+    spool_dir: Path,
+    report: BuildReport,
+    progress: ProgressFactory | None,
+    max_article_bytes: int,
+    strict: bool,
+    multilingual: MultilingualModel | None,
+) -> tuple[list[ArticleParts], SpooledVectors, list[CorpusFile]]:
+    """Read, cut and embed the corpus in one pass, in name order, spooling vectors as they are made; returns the
+    articles' rows, their vectors, and the files as read (a file rewritten since the scan keeps what was read)."""
+    reusable = _previous_parts(previous, multilingual)
+    previous_hashes = {} if current is None else {n: str(e.get("content_hash")) for n, e in current.documents.items()}
+    to_embed = sum(
+        1
+        for file in files
+        if (old := reusable.get(file.name)) is None
+        or old.document.content_hash != file.sha256
+        or (multilingual is not None and old.multilingual_vectors is None)
+    )
+    bar = progress(to_embed) if progress and to_embed else None
+    pipeline = EmbeddingPipeline(spool_dir, embedder, multilingual, None if bar is None else lambda: bar.update(1))
+    seen: dict[str, str] = {}  # text key → the file indexed with that text
+    gone: set[str] = set()
+    for number, file in enumerate(files):
+        old = reusable.pop(file.name, None)
+        if old is not None and old.document.content_hash == file.sha256:
+            if not _is_duplicate(report, seen, file.name, old.document.text):
+                pipeline.add_reused(old)
+                report.unchanged.append(file.name)
+            continue
+        try:
+            article = load_article(file, max_article_bytes)
+        except ArticleGoneError:  # Deleted since the scan: the corpus no longer has it.
+            gone.add(file.name)
+            continue
+        except ArticleError as exc:
+            report.skipped[file.name] = str(exc)
+            _refuse_skips(report, strict)  # before embedding more for a build that cannot be published
+            continue
+        if article.content_hash != file.sha256:  # Rewritten since the scan: what was read is what counts.
+            # Its size and time were taken before the rewrite: never trust them to skip hashing next time.
+            files[number] = dataclasses.replace(file, sha256=article.content_hash, mtime_ns=0)
+        if _is_duplicate(report, seen, file.name, article.text):
+            continue
+        cut = cut_article(article, chunking)
+        if cut is None:
+            report.skipped[article.doc_id] = "no sentences found in the article text"
+            _refuse_skips(report, strict)
+            continue
+        previous_hash = previous_hashes.get(article.doc_id)
+        if previous_hash is None:
+            report.added.append(article.doc_id)
+        elif previous_hash != article.content_hash:
+            report.changed.append(article.doc_id)
+        else:  # Re-embedded only because the model or the chunking changed.
+            report.unchanged.append(article.doc_id)
+        pipeline.add_new(*cut)
+    parts, vectors = pipeline.finish()
+    if bar is not None:
+        bar.close()
+    report.embedded_texts = pipeline.embedded_texts
+    report.multilingual_texts = pipeline.multilingual_texts
+    files = [file for file in files if file.name not in gone]
+    present = {part.document.doc_id for part in parts} | set(report.skipped) | set(report.duplicates)
+    report.removed = sorted(previous_hashes.keys() - present)
+    report.unchanged.sort()
+    return parts, vectors, files
+
+
+def _up_to_date(report: BuildReport, manifest: Manifest, started: float, strict: bool) -> BuildReport:
+    report.version = manifest.version
+    report.up_to_date = True
+    report.unchanged = sorted(manifest.documents)
+    report.skipped = {name: entry["reason"] for name, entry in manifest.skipped.items()}
+    report.duplicates = dict(manifest.raw.get("duplicates", {}))
+    report.documents = int(manifest.counts.get("documents", len(manifest.documents)))
+    report.chunks = int(manifest.counts.get("chunks", 0))
+    report.sentences = int(manifest.counts.get("sentences", 0))
+    report.seconds = time.perf_counter() - started
+    _refuse_skips(report, strict)
+    return report
+
+
+def _current_manifest(index_dir: Path) -> Manifest | None:
+    """The manifest of the version in use, or None when there is none or it cannot be read."""
+    version = store.current_version(index_dir)
+    if version is None:
+        return None
+    try:
+        return store.read_manifest(index_dir / version)
+    except (IndexStoreError, OSError):
+        return None
+
+
+def _nothing_changed(
+    index_dir: Path, manifest: Manifest, files: list[CorpusFile], embedder: Embedder, chunking: ChunkingSettings
+) -> bool:
+    """Whether the version in use was built from exactly these files, with this model and these settings, and its
+    own files are still those it was written with (by size and time: hashes are checked when it is opened)."""
+    return (
+        manifest.corpus_fingerprint == fingerprint(files)
+        and manifest.model.fingerprint == embedder.fingerprint
+        and manifest.model.dimension == embedder.dimension
+        and manifest.chunking == chunking_manifest(chunking)
+        and store.looks_intact(index_dir / manifest.version, manifest)
+    )
 
 
 def _is_duplicate(report: BuildReport, seen: dict[str, str], name: str, text: str) -> bool:
@@ -237,21 +314,9 @@ def _reusable_previous(
     return previous, None
 
 
-def _current_documents(index_dir: Path) -> dict[str, str]:
-    """The articles of the version in use and their content hashes, even when its vectors cannot be reused."""
-    version = store.current_version(index_dir)
-    if version is None:
-        return {}
-    try:
-        documents = store.read_manifest(index_dir / version).documents
-    except IndexStoreError:
-        return {}
-    return {name: str(entry.get("content_hash")) for name, entry in documents.items()}
-
-
 def _previous_parts(
     previous: store.LoadedIndex | None, multilingual: MultilingualModel | None
-) -> dict[str, _ArticleParts]:
+) -> dict[str, ArticleParts]:
     if previous is None:
         return {}
     data = previous.data
@@ -275,98 +340,30 @@ def _previous_parts(
         sentences, chunks = sentence_ids.get(number, []), chunk_ids.get(number, [])
         clauses = clause_ids.get(number, [])
         first = sentences[0] if sentences else 0
-        parts[document.doc_id] = _ArticleParts(
+        parts[document.doc_id] = ArticleParts(
             document=document,
             sentence_spans=[(data.sentences[i].start, data.sentences[i].end) for i in sentences],
             chunk_bounds=[
                 (data.chunks[c].first_sentence - first, data.chunks[c].last_sentence - first) for c in chunks
             ],
-            chunk_vectors=data.chunk_vectors[chunks],
-            sentence_vectors=data.sentence_vectors[sentences],
+            chunk_vectors=data.chunk_vectors[_rows(chunks)],
+            sentence_vectors=data.sentence_vectors[_rows(sentences)],
             clause_sentences=[data.clause_sentences[c] - first for c in clauses],
-            clause_vectors=data.clause_vectors[clauses],
-            multilingual_vectors=None if multilingual_vectors is None else multilingual_vectors[sentences],
+            clause_vectors=data.clause_vectors[_rows(clauses)],
+            multilingual_vectors=None if multilingual_vectors is None else multilingual_vectors[_rows(sentences)],
         )
     return parts
 
 
-def _embed_articles(
-    articles: list[Article],
-    embedder: Embedder,
-    chunking: ChunkingSettings,
-    progress: ProgressFactory | None,
-    report: BuildReport,
-) -> list[_ArticleParts]:
-    parts = []
-    bar = progress(len(articles)) if progress and articles else None
-    for article in articles:
-        spans = split_sentences(article.text)
-        if not spans:
-            report.skipped[article.doc_id] = "no sentences found in the article text"
-            continue
-        chunks = chunk_sentences(spans, article.text, chunking)
-        document = store.Document(
-            article.doc_id,
-            article.title,
-            article.publisher,
-            article.published,
-            article.url,
-            article.content_hash,
-            article.text,
-        )
-        sentence_texts = [article.text[start:end] for start, end in spans]
-        chunk_texts = [
-            store.search_text(article.title, article.text[spans[c.first_sentence][0] : spans[c.last_sentence][1]])
-            for c in chunks
-        ]
-        clauses = [(number, clause) for number, text in enumerate(sentence_texts) for clause in split_clauses(text)]
-        vectors = embedder.embed(chunk_texts + sentence_texts + [clause for _, clause in clauses])
-        report.embedded_texts += len(vectors)
-        sentences_end = len(chunks) + len(sentence_texts)
-        parts.append(
-            _ArticleParts(
-                document=document,
-                sentence_spans=spans,
-                chunk_bounds=[(c.first_sentence, c.last_sentence) for c in chunks],
-                chunk_vectors=vectors[: len(chunks)],
-                sentence_vectors=vectors[len(chunks) : sentences_end],
-                clause_sentences=[number for number, _ in clauses],
-                clause_vectors=vectors[sentences_end:],
-            )
-        )
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return parts
+def _rows(ids: list[int]) -> slice | list[int]:
+    """An article's rows as a slice when they are consecutive (as builds write them): a view of the previous
+    version's vectors rather than a copy of them all."""
+    if ids and ids[-1] - ids[0] + 1 == len(ids):
+        return slice(ids[0], ids[-1] + 1)
+    return ids
 
 
-def _embed_multilingual(
-    parts: list[_ArticleParts],
-    model: MultilingualModel,
-    progress: ProgressFactory | None,
-    report: BuildReport,
-) -> list[_ArticleParts]:
-    """Every part with multilingual sentence vectors: those reused from the previous version are kept, the
-    others' sentences are embedded now (as passages)."""
-    missing = [part for part in parts if part.multilingual_vectors is None]
-    bar = progress(len(missing)) if progress and missing else None
-    done: dict[str, _ArticleParts] = {}
-    for part in missing:
-        texts = [part.document.text[start:end] for start, end in part.sentence_spans]
-        vectors = model.embed(texts)
-        report.multilingual_texts += len(texts)
-        done[part.document.doc_id] = dataclasses.replace(part, multilingual_vectors=vectors)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return [done.get(part.document.doc_id, part) for part in parts]
-
-
-def _assemble(
-    parts: list[_ArticleParts], dimension: int, multilingual: MultilingualModel | None = None
-) -> store.IndexData:
+def _assemble(parts: list[ArticleParts], vectors: SpooledVectors) -> store.IndexData:
     documents: list[store.Document] = []
     sentences: list[store.SentenceRow] = []
     chunks: list[store.ChunkRow] = []
@@ -380,24 +377,15 @@ def _assemble(
             store.ChunkRow(number, position, offset + first, offset + last)
             for position, (first, last) in enumerate(part.chunk_bounds)
         ]
-
-    def stack(arrays: list[Vectors]) -> Vectors:
-        return np.vstack(arrays).astype(np.float32) if arrays else np.zeros((0, dimension), np.float32)
-
     return store.IndexData(
         documents=documents,
         sentences=sentences,
         chunks=chunks,
-        chunk_vectors=stack([part.chunk_vectors for part in parts]),
-        sentence_vectors=stack([part.sentence_vectors for part in parts]),
+        chunk_vectors=vectors.chunks,
+        sentence_vectors=vectors.sentences,
         clause_sentences=clause_sentences,
-        clause_vectors=stack([part.clause_vectors for part in parts]),
-        multilingual_vectors=None
-        if multilingual is None
-        else np.vstack(
-            [part.multilingual_vectors for part in parts if part.multilingual_vectors is not None]
-            or [np.zeros((0, multilingual.dimension), np.float32)]
-        ).astype(np.float32),
+        clause_vectors=vectors.clauses,
+        multilingual_vectors=vectors.multilingual,
     )
 
 
@@ -405,7 +393,7 @@ def _manifest(
     embedder: Embedder,
     chunking: ChunkingSettings,
     files: list[CorpusFile],
-    parts: list[_ArticleParts],
+    parts: list[ArticleParts],
     skipped: dict[str, str],
     multilingual: MultilingualModel | None = None,
 ) -> dict[str, Any]:
@@ -420,6 +408,7 @@ def _manifest(
         },
         "chunking": chunking_manifest(chunking),
         "corpus_fingerprint": fingerprint(files),
+        "corpus_files": known_files(files),
         "documents": {
             part.document.doc_id: {
                 "content_hash": part.document.content_hash,
@@ -450,7 +439,9 @@ def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -
     version = f"v-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=index_dir))
     try:
-        bm25_tokens = [terms(data.chunk_search_text(i)) for i in range(len(data.chunks))]
+        # Interned: the same few thousand words recur across every chunk, and a list of a million chunks'
+        # tokens as separate strings was the largest thing a big build held (bench/build_scale.py).
+        bm25_tokens = [[sys.intern(t) for t in terms(data.chunk_search_text(i))] for i in range(len(data.chunks))]
         store.write_version(staging, data, bm25_tokens, {**manifest, "version": version})
         staging.chmod(0o755)
         staging.rename(index_dir / version)
@@ -495,7 +486,6 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
 
 # The narrow seam through which another store builds (bot/stores/pgvector.py): articles chunked and embedded
 # exactly as a build does it, and a state assembled from their parts, so both stores hold the same vectors.
-ArticleParts = _ArticleParts
 
 
 def embed_articles(
@@ -506,22 +496,62 @@ def embed_articles(
     multilingual: MultilingualModel | None = None,
     progress: ProgressFactory | None = None,
 ) -> tuple[list[ArticleParts], dict[str, str]]:
-    """Each article's rows and vectors (with multilingual sentence vectors when a model is given), and the
-    articles left out with their reasons (no sentences found)."""
-    report = BuildReport()
-    parts = _embed_articles(articles, embedder, chunking, progress, report)
-    if multilingual is not None:
-        parts = _embed_multilingual(parts, multilingual, progress, report)
-    return parts, report.skipped
+    """Each article's rows with its vectors in memory (with multilingual sentence vectors when a model is given),
+    embedded in batches across articles, and the articles left out with their reasons (no sentences found)."""
+    skipped: dict[str, str] = {}
+    bar = progress(len(articles)) if progress and articles else None
+    with tempfile.TemporaryDirectory(prefix="kazbot-embed-") as spool_dir:
+        pipeline = EmbeddingPipeline(
+            Path(spool_dir), embedder, multilingual, None if bar is None else lambda: bar.update(1)
+        )
+        for article in articles:
+            cut = cut_article(article, chunking)
+            if cut is None:
+                skipped[article.doc_id] = "no sentences found in the article text"
+                continue
+            pipeline.add_new(*cut)
+        rows, vectors = pipeline.finish()
+        parts = _with_vectors(rows, vectors)  # copies: the spool goes with its directory
+    if bar is not None:
+        bar.close()
+    return parts, skipped
+
+
+def _with_vectors(rows: list[ArticleParts], vectors: SpooledVectors) -> list[ArticleParts]:
+    parts = []
+    chunk = sentence = clause = 0
+    for part in rows:
+        chunks, sentences, clauses = len(part.chunk_bounds), len(part.sentence_spans), len(part.clause_sentences)
+        multilingual = vectors.multilingual
+        parts.append(
+            dataclasses.replace(
+                part,
+                chunk_vectors=np.array(vectors.chunks[chunk : chunk + chunks]),
+                sentence_vectors=np.array(vectors.sentences[sentence : sentence + sentences]),
+                clause_vectors=np.array(vectors.clauses[clause : clause + clauses]),
+                multilingual_vectors=None
+                if multilingual is None
+                else np.array(multilingual[sentence : sentence + sentences]),
+            )
+        )
+        chunk, sentence, clause = chunk + chunks, sentence + sentences, clause + clauses
+    return parts
 
 
 def assemble(parts: list[ArticleParts], dimension: int, multilingual_dimension: int | None) -> store.IndexData:
-    """One state's rows and vectors from its documents' parts, in the order given; with multilingual sentence
-    vectors when `multilingual_dimension` is given (every part must then hold them)."""
-    data = _assemble(parts, dimension)
-    if multilingual_dimension is not None:
-        data.multilingual_vectors = np.vstack(
-            [part.multilingual_vectors for part in parts if part.multilingual_vectors is not None]
-            or [np.zeros((0, multilingual_dimension), np.float32)]
-        ).astype(np.float32)
-    return data
+    """One state's rows and vectors from its documents' parts (each holding its vectors), in the order given;
+    with multilingual sentence vectors when `multilingual_dimension` is given (every part must then hold them)."""
+
+    def stack(arrays: list[Vectors | None], width: int) -> Vectors:
+        held = [array for array in arrays if array is not None]
+        return np.vstack(held).astype(np.float32) if held else np.zeros((0, width), np.float32)
+
+    vectors = SpooledVectors(
+        chunks=stack([part.chunk_vectors for part in parts], dimension),
+        sentences=stack([part.sentence_vectors for part in parts], dimension),
+        clauses=stack([part.clause_vectors for part in parts], dimension),
+        multilingual=None
+        if multilingual_dimension is None
+        else stack([part.multilingual_vectors for part in parts], multilingual_dimension),
+    )
+    return _assemble(parts, vectors)

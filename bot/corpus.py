@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,11 @@ class CorpusFile:
     sha256: str
     size: int
     unreadable: str | None = None  # why the file could not be read, if it could not
+    mtime_ns: int = 0
+
+
+# What a previous scan knew of a file: (size, mtime in ns, SHA-256), by name relative to the corpus folder.
+KnownFiles = Mapping[str, tuple[int, int, str]]
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,12 @@ class Article:
     content_hash: str
 
 
-def scan(corpus_dir: Path) -> list[CorpusFile]:
+def scan(corpus_dir: Path, known: KnownFiles | None = None) -> list[CorpusFile]:
     """Every candidate file below `corpus_dir`, sorted by name; hidden files and folders are ignored.
+
+    A file whose size and modification time match what `known` (a previous scan, see `known_files`) recorded
+    keeps its recorded hash: reading every byte of a large unchanged corpus is what made a no-op rebuild slow.
+    Only files whose size or time differ are hashed.
 
     Symbolic links are never followed (a link could point anywhere on the machine): a linked file is listed
     as unreadable with its reason, and linked folders are not entered. Only regular files are read, so a
@@ -83,13 +93,40 @@ def scan(corpus_dir: Path) -> list[CorpusFile]:
             continue
         if not path.is_file():
             continue
+        name = relative.as_posix()
         try:
-            size, digest = path.stat().st_size, sha256_file(path)
+            status = path.stat()
+            recorded = known.get(name) if known else None
+            if recorded is not None and recorded[:2] == (status.st_size, status.st_mtime_ns):
+                digest = recorded[2]
+            else:
+                digest = sha256_file(path)
         except OSError as exc:  # No permission, or deleted while we looked: skip it, build the rest.
-            files.append(CorpusFile(path, relative.as_posix(), "", 0, f"cannot be read ({exc.strerror or exc})"))
+            files.append(CorpusFile(path, name, "", 0, f"cannot be read ({exc.strerror or exc})"))
             continue
-        files.append(CorpusFile(path, relative.as_posix(), digest, size))
+        files.append(CorpusFile(path, name, digest, status.st_size, mtime_ns=status.st_mtime_ns))
     return files
+
+
+def known_files(files: list[CorpusFile]) -> dict[str, list[Any]]:
+    """What `scan` may trust next time, as JSON for the manifest: [size, mtime in ns, SHA-256] by name."""
+    return {file.name: [file.size, file.mtime_ns, file.sha256] for file in files if not file.unreadable}
+
+
+def parse_known_files(raw: object) -> dict[str, tuple[int, int, str]]:
+    """`known_files` read back from a manifest; anything malformed is left out (that file is simply hashed)."""
+    known: dict[str, tuple[int, int, str]] = {}
+    if isinstance(raw, dict):
+        for name, entry in raw.items():
+            if (
+                isinstance(name, str)
+                and isinstance(entry, list)
+                and len(entry) == 3
+                and all(type(value) is int for value in entry[:2])
+                and isinstance(entry[2], str)
+            ):
+                known[name] = (entry[0], entry[1], entry[2])
+    return known
 
 
 def fingerprint(files: list[CorpusFile]) -> str:

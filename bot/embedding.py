@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -85,41 +87,165 @@ def resolve_model(name: str) -> tuple[str, str]:
     return name, f"name:{name}"
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model loaded from local files, on the CPU unless told otherwise."""
+# Texts per `encode` batch: sentence-transformers sorts a call's texts by length and pads each batch to its
+# longest, so big calls with length-sorted batches waste little on padding (bench/build_speed.py).
+ENCODE_BATCH_SIZE = 64
+# Questions asked at the same moment are embedded together, at most this many per `encode` call.
+MAX_QUESTION_BATCH = 32
 
-    def __init__(self, name: str = DEFAULT_MODEL, device: str = "cpu") -> None:
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from local files, on the CPU unless told otherwise.
+
+    The model is loaded on the first `embed` (or `load`), not on construction: its name, weights hash and
+    dimension come from the files, so a rebuild that finds nothing changed never pays the seconds a load takes.
+    """
+
+    def __init__(
+        self, name: str = DEFAULT_MODEL, device: str = "cpu", question_batch: int = MAX_QUESTION_BATCH
+    ) -> None:
         location, self.fingerprint = resolve_model(name)
         self.name = DEFAULT_MODEL if name in _DEFAULT_ALIASES else name
-        try:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
+        self._location = location
+        self._device = device
+        self._model: Any = None
+        self._load_lock = threading.Lock()
+        dimension = dimension_from_files(Path(location))
+        self.dimension = dimension if dimension is not None else self._loaded_dimension()
+        self._embed_one = lru_cache(maxsize=1024)(self._embed_question)
+        # Hugging Face tokenizers fail with "Already borrowed" when one is used from two threads at once, and
+        # two cores gain nothing from parallel encoding: one `encode` at a time. Questions that arrive while
+        # one runs wait together and are then encoded in one call (`QuestionBatcher`).
+        self._lock = threading.Lock()
+        self._questions = QuestionBatcher(self._encode, question_batch)
 
-            transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-            # A model's own Python code is never run: only weights and configuration are read.
-            self._model = SentenceTransformer(location, device=device, local_files_only=True, trust_remote_code=False)
-        except Exception as exc:  # Any failure to load means the same to a user: this model is unusable.
-            raise ModelError(
-                f"could not load the embedding model {name!r} from local files ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); models are never downloaded here: "
-                "set EMBEDDING_MODEL to a local path"
-            ) from exc
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model now (idempotent): a server does this at start so that the first answer is not slow."""
+        with self._load_lock:
+            if self._model is not None:
+                return
+            try:
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+                # A model's own Python code is never run: only weights and configuration are read.
+                self._model = SentenceTransformer(
+                    self._location, device=self._device, local_files_only=True, trust_remote_code=False
+                )
+            except Exception as exc:  # Any failure to load means the same to a user: this model is unusable.
+                raise ModelError(
+                    f"could not load the embedding model {self.name!r} from local files ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''}); models are never downloaded here: "
+                    "set EMBEDDING_MODEL to a local path"
+                ) from exc
+
+    def _loaded_dimension(self) -> int:
+        self.load()
         dimension = self._model.get_embedding_dimension()
         if not dimension:
-            raise ModelError(f"the model {name!r} does not report an embedding dimension")
-        self.dimension = int(dimension)
-        self._embed_one = lru_cache(maxsize=1024)(self._embed_uncached)
-        # Hugging Face tokenizers fail with "Already borrowed" when one is used from two threads at once, and
-        # two cores gain nothing from parallel encoding: one embedding at a time.
-        self._lock = threading.Lock()
+            raise ModelError(f"the model {self.name!r} does not report an embedding dimension")
+        return int(dimension)
 
     def embed(self, texts: list[str]) -> Vectors:
         if len(texts) == 1:
             # Questions are embedded one at a time and are often repeated: cache those.
             return self._embed_one(texts[0]).copy()
-        return self._embed_uncached(*texts)
+        return self._encode(texts)
 
-    def _embed_uncached(self, *texts: str) -> Vectors:
+    def _embed_question(self, text: str) -> Vectors:
+        return self._questions.embed(text).reshape(1, self.dimension)
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        self.load()
         with self._lock:
-            vectors = self._model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+            vectors = self._model.encode(
+                texts, batch_size=ENCODE_BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+def dimension_from_files(location: Path) -> int | None:
+    """The output dimension of a local sentence-transformers model (Transformer + Pooling [+ Normalize]) read
+    from its configuration, or None when it cannot be told without loading it (a Dense layer, another layout)."""
+    try:
+        modules = json.loads((location / "modules.json").read_text(encoding="utf-8"))
+        kinds = [str(module["type"]).rsplit(".", 1)[-1] for module in modules]
+        if any(kind not in ("Transformer", "Pooling", "Normalize") for kind in kinds):
+            return None
+        pooling = next(module["path"] for module in modules if str(module["type"]).endswith("Pooling"))
+        config = json.loads((location / pooling / "config.json").read_text(encoding="utf-8"))
+        dimension = config["word_embedding_dimension"]
+        if config.get("pooling_mode_mean_tokens") is False and config.get("pooling_mode_cls_token") is False:
+            return None  # Concatenated poolings would change the dimension: let the model say.
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+    return dimension if type(dimension) is int and dimension > 0 else None
+
+
+class _Request:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.vector: Vectors | None = None
+        self.error: BaseException | None = None
+        self.lead = False  # handed the encoding of the queue by the thread that led before
+        self.ready = threading.Event()
+
+
+class QuestionBatcher:
+    """Embeds texts that arrive from many threads at once in shared `encode` calls (micro-batching).
+
+    No thread waits for a timer: the first caller encodes its text at once; callers that arrive while an encode
+    runs queue up, and the next encode takes all of them (up to `max_batch`). The thread whose text is done
+    hands the queue to one of the waiting threads, so no caller is kept working for others after its answer.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], Vectors], max_batch: int) -> None:
+        self._encode = encode
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._pending: list[_Request] = []
+        self._leading = False
+
+    def embed(self, text: str) -> Vectors:
+        request = _Request(text)
+        with self._lock:
+            self._pending.append(request)
+            request.lead = not self._leading
+            self._leading = True
+        while True:
+            if request.lead:
+                request.lead = False
+                self._lead_once()
+            else:
+                request.ready.wait()
+                request.ready.clear()
+            if request.vector is not None:
+                return request.vector
+            if request.error is not None:
+                raise request.error
+
+    def _lead_once(self) -> None:
+        """Encode one batch from the queue, then hand leadership on (or give it up when the queue is empty)."""
+        with self._lock:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+        try:
+            vectors = self._encode([request.text for request in batch])
+            for request, vector in zip(batch, vectors, strict=True):
+                request.vector = vector
+        except BaseException as exc:  # Every caller in the batch gets the error, as if it had encoded alone.
+            for request in batch:
+                request.error = exc
+        with self._lock:
+            successor = self._pending[0] if self._pending else None
+            self._leading = successor is not None
+            if successor is not None:
+                successor.lead = True
+        for request in batch:
+            request.ready.set()
+        if successor is not None:
+            successor.ready.set()

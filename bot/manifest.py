@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.chunking import CHUNKER_VERSION, ChunkingSettings
 from bot.cleaning import CLEANER_VERSION
-from bot.corpus import fingerprint, scan
+from bot.corpus import fingerprint, parse_known_files, scan
 from bot.embedding import Embedder
 from bot.errors import IndexCorruptError, IndexMismatchError
 
@@ -97,7 +97,7 @@ class Manifest:
         """Why this index no longer matches the corpus folder, chunking settings and multilingual model (when
         one is in use; without one, the multilingual vectors an index may hold are simply not used), or None
         when it does."""
-        if self.corpus_fingerprint != fingerprint(scan(corpus_dir)):
+        if self.corpus_fingerprint != fingerprint(scan(corpus_dir, self.known_files)):
             return "the corpus changed since the last build"
         if self.chunking != chunking_manifest(chunking):
             return "the chunking settings or the article cleaner changed since the last build"
@@ -106,6 +106,12 @@ class Manifest:
                 return "it holds no vectors for questions not in English yet"
             return "the multilingual model changed since the last build"
         return None
+
+    @property
+    def known_files(self) -> dict[str, tuple[int, int, str]]:
+        """Size, modification time and hash of every corpus file at the build, so that an unchanged file need
+        not be read again to tell it is unchanged (empty for an index built before they were recorded)."""
+        return parse_known_files(self.raw.get("corpus_files"))
 
     def has_multilingual(self, model: Embedder) -> bool:
         """Whether the index holds sentence vectors made by exactly this multilingual model."""

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def load_embedder(settings: Settings) -> Embedder:
+    """The configured embedder; its model is loaded when first needed (see `SentenceTransformerEmbedder`)."""
     return SentenceTransformerEmbedder(settings.embedding_model)
 
 
@@ -120,6 +121,8 @@ def open_engine(
         index = source.open(embedder)
     assert index is not None
     log.info("Answering from %s, state %s", source.describe(), index.version)
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        embedder.load()  # Now, once, rather than in the middle of the first question (or the rebuild's).
     return Engine(
         source,
         embedder,

@@ -163,6 +163,22 @@ def file_hashes(directory: Path) -> dict[str, str]:
     return hashes
 
 
+def file_stats(directory: Path) -> dict[str, list[int]]:
+    """Size and modification time (ns) of every regular file in a version directory except the manifest."""
+    return {
+        path.relative_to(directory).as_posix(): [path.stat().st_size, path.stat().st_mtime_ns]
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not path.is_symlink() and path.name != MANIFEST
+    }
+
+
+def looks_intact(directory: Path, manifest: Manifest) -> bool:
+    """A cheap check that a version's files are those it was built with (same names, sizes and times), for
+    deciding that a rebuild has nothing to do without hashing every file; `open_index` still verifies hashes."""
+    recorded = manifest.raw.get("file_stats")
+    return isinstance(recorded, dict) and recorded == file_stats(directory)
+
+
 def make_faiss_index(vectors: Vectors) -> tuple[Any, str]:
     """Exact inner-product search while small, HNSW past `EXACT_SEARCH_MAX_CHUNKS`; returns it and its kind."""
     dimension = vectors.shape[1]
@@ -189,7 +205,7 @@ def write_version(directory: Path, data: IndexData, bm25_tokens: list[list[str]]
     retriever = bm25s.BM25()
     retriever.index(bm25_tokens, show_progress=False)
     retriever.save(str(directory / BM25_DIR), show_progress=False)
-    manifest = {**manifest, "faiss_index": kind, "files": file_hashes(directory)}
+    manifest = {**manifest, "faiss_index": kind, "files": file_hashes(directory), "file_stats": file_stats(directory)}
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     for path in directory.rglob("*"):
         if path.is_file():

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.build import ArticleParts, BuildReport, ProgressFactory, embed_articles
+from bot.article_vectors import ArticleParts
+from bot.build import BuildReport, ProgressFactory, embed_articles
 from bot.chunking import ChunkingSettings
 from bot.corpus import MAX_ARTICLE_BYTES, Article, fingerprint, load_article, scan, text_key
 from bot.embedding import Embedder

@@ -32,7 +32,8 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from bot.build import ArticleParts, assemble
+from bot.article_vectors import ArticleParts
+from bot.build import assemble
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
@@ -528,6 +529,10 @@ def _insert(connection: psycopg.Connection[Any], parts: ArticleParts, generation
     from bot.corpus import text_key
 
     document = parts.document
+    # The build hands over every part with its vectors in memory (bot.build.embed_articles).
+    assert parts.chunk_vectors is not None and parts.sentence_vectors is not None
+    assert parts.clause_vectors is not None
+    chunk_vectors = parts.chunk_vectors
     row = connection.execute(
         """INSERT INTO kazbot_documents (doc_id, title, publisher, published, url, content_hash, text_key, text,
             sentence_spans, sentence_vectors, clause_sentences, clause_vectors, multilingual_vectors, added_in)
@@ -563,7 +568,7 @@ def _insert(connection: psycopg.Connection[Any], parts: ArticleParts, generation
                     position,
                     first,
                     last,
-                    np.asarray(parts.chunk_vectors[position], np.float32),
+                    np.asarray(chunk_vectors[position], np.float32),
                     " ".join(terms(search_text(document.title, document.text[spans[first][0] : spans[last][1]]))),
                     generation,
                 )

@@ -1,0 +1,188 @@
+"""Builds at size: batched embedding across articles, no-change rebuilds that never embed or re-hash, the lazy
+model, and questions from many threads embedded together (`QuestionBatcher`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import FakeEmbedder, write_article
+
+from bot import store
+from bot.article_vectors import EmbeddingPipeline, cut_article
+from bot.build import build_index
+from bot.chunking import ChunkingSettings
+from bot.corpus import load_corpus, scan
+from bot.embedding import QuestionBatcher, Vectors, dimension_from_files
+
+SETTINGS = ChunkingSettings()
+
+
+class RefusingEmbedder(FakeEmbedder):
+    """The fake embedder's identity, but any call to embed fails: a build that needs no embedding passes."""
+
+    def embed(self, texts: list[str]) -> Vectors:
+        raise AssertionError(f"asked to embed {len(texts)} texts")
+
+
+def _add_articles(corpus_dir: Path, count: int) -> None:
+    for number in range(count):
+        body = (
+            f"Report number {number} from the northern district. The council met on Monday to discuss the roads.\n\n"
+            f"Officials said item {number} would be funded next year."
+        )
+        write_article(corpus_dir, f"extra-{number:03d}.md", body, title=f"District report {number}")
+
+
+def test_many_articles_are_embedded_in_few_calls(corpus_dir: Path, index_dir: Path) -> None:
+    _add_articles(corpus_dir, 30)
+    embedder = FakeEmbedder()
+    report = build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    assert report.documents == 32
+    assert embedder.calls == 1  # 32 articles, far fewer texts than a batch: one call
+    loaded = store.open_index(index_dir, embedder)
+    # Every vector belongs to its own text, whatever batch it was embedded in.
+    for chunk in range(len(loaded.data.chunks)):
+        expected = FakeEmbedder().embed([loaded.data.chunk_search_text(chunk)])[0]
+        assert np.allclose(loaded.data.chunk_vectors[chunk], expected, atol=1e-6)
+    for sentence in range(len(loaded.data.sentences)):
+        expected = FakeEmbedder().embed([loaded.data.sentence_text(sentence)])[0]
+        assert np.allclose(loaded.data.sentence_vectors[sentence], expected, atol=1e-6)
+
+
+def test_small_batches_keep_vectors_in_article_order(corpus_dir: Path, tmp_path: Path) -> None:
+    _add_articles(corpus_dir, 6)
+    articles, _ = load_corpus(corpus_dir)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    # Batches of a few texts: articles are split across embedding calls, and every other one comes with its
+    # vectors already made (as a reused article does), so reused and new rows interleave in the spool.
+    pipeline = EmbeddingPipeline(spool, FakeEmbedder(), batch_texts=3)
+    for number, article in enumerate(articles):
+        cut = cut_article(article, SETTINGS)
+        assert cut is not None
+        parts, texts = cut
+        if number % 2:
+            made = FakeEmbedder().embed(texts)
+            chunks, sentences = len(parts.chunk_bounds), len(parts.sentence_spans)
+            pipeline.add_reused(
+                dataclasses.replace(
+                    parts,
+                    chunk_vectors=made[:chunks],
+                    sentence_vectors=made[chunks : chunks + sentences],
+                    clause_vectors=made[chunks + sentences :],
+                )
+            )
+        else:
+            pipeline.add_new(parts, texts)
+    done, vectors = pipeline.finish()
+    assert [p.document.doc_id for p in done] == [a.doc_id for a in articles]
+    assert all(p.sentence_vectors is None for p in done)  # rows only: the vectors are on disk
+    expected = FakeEmbedder().embed([p.document.text[start:end] for p in done for start, end in p.sentence_spans])
+    assert np.allclose(np.asarray(vectors.sentences), expected, atol=1e-6)
+    assert len(vectors.chunks) == sum(len(p.chunk_bounds) for p in done)
+
+
+def test_nothing_changed_needs_no_embedding(corpus_dir: Path, index_dir: Path) -> None:
+    build_index(corpus_dir, index_dir, FakeEmbedder(), SETTINGS)
+    report = build_index(corpus_dir, index_dir, RefusingEmbedder(), SETTINGS)
+    assert report.up_to_date
+    assert report.documents == 2 and report.chunks > 0 and report.sentences > 0
+
+
+def test_unchanged_size_and_time_are_not_hashed_again(corpus_dir: Path) -> None:
+    files = scan(corpus_dir)
+    known = {f.name: (f.size, f.mtime_ns, "recorded-hash") for f in files}
+    assert {f.sha256 for f in scan(corpus_dir, known)} == {"recorded-hash"}
+    touched = files[0].path
+    os.utime(touched, ns=(files[0].mtime_ns + 10**9, files[0].mtime_ns + 10**9))
+    rescanned = {f.name: f.sha256 for f in scan(corpus_dir, known)}
+    assert rescanned[files[0].name] == files[0].sha256  # its time changed: hashed again
+    assert rescanned[files[1].name] == "recorded-hash"
+
+
+def test_edited_article_is_rebuilt_after_a_no_change_check(corpus_dir: Path, index_dir: Path) -> None:
+    embedder = FakeEmbedder()
+    build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    path = sorted(corpus_dir.glob("*.md"))[0]
+    path.write_text(path.read_text(encoding="utf-8") + "\nA late correction was added on Tuesday.\n", encoding="utf-8")
+    report = build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    assert report.changed == [path.name]
+    manifest = store.read_manifest(index_dir / str(report.version))
+    assert manifest.known_files[path.name][2] == manifest.documents[path.name]["content_hash"]
+
+
+def test_damaged_version_is_not_taken_as_up_to_date(corpus_dir: Path, index_dir: Path) -> None:
+    embedder = FakeEmbedder()
+    first = build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    (index_dir / str(first.version) / store.CLAUSE_VECTORS).write_bytes(b"damaged")
+    report = build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    assert not report.up_to_date and report.version != first.version
+
+
+def test_dimension_is_read_from_the_model_files(tmp_path: Path) -> None:
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 384}))
+    assert dimension_from_files(tmp_path) == 384
+    dense = [*modules, {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}]
+    (tmp_path / "modules.json").write_text(json.dumps(dense))
+    assert dimension_from_files(tmp_path) is None  # a Dense layer changes it: the model must say
+    assert dimension_from_files(tmp_path / "missing") is None
+
+
+def test_question_batcher_embeds_concurrent_questions_together() -> None:
+    calls: list[list[str]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def encode(texts: list[str]) -> Vectors:
+        calls.append(list(texts))
+        if len(calls) == 1:
+            first_started.set()
+            release.wait(5)
+        return np.array([[float(len(text)), float(text.count("a"))] for text in texts], dtype=np.float32)
+
+    batcher = QuestionBatcher(encode, max_batch=8)
+    texts = ["a", "bb", "aaa", "dddd", "eeeee", "aa"]
+    results: dict[str, Vectors] = {}
+
+    def ask(text: str) -> None:
+        results[text] = batcher.embed(text)
+
+    first = threading.Thread(target=ask, args=(texts[0],))
+    first.start()
+    assert first_started.wait(5)
+    others = [threading.Thread(target=ask, args=(text,)) for text in texts[1:]]
+    for thread in others:
+        thread.start()
+    while sum(len(batch) for batch in calls) == 1 and len(batcher._pending) < len(texts) - 1:
+        threading.Event().wait(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert calls[0] == ["a"]
+    assert sorted(text for batch in calls[1:] for text in batch) == sorted(texts[1:])
+    assert len(calls) == 2  # the five that arrived during the first encode shared the second
+    for text in texts:
+        assert results[text].tolist() == [float(len(text)), float(text.count("a"))]
+
+
+def test_question_batcher_gives_every_caller_the_error() -> None:
+    def encode(texts: list[str]) -> Vectors:
+        raise RuntimeError("model failed")
+
+    batcher = QuestionBatcher(encode, max_batch=4)
+    with pytest.raises(RuntimeError, match="model failed"):
+        batcher.embed("anything")
+    with pytest.raises(RuntimeError, match="model failed"):  # and the batcher is not left stuck
+        batcher.embed("again")
