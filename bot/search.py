@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bot import ann
 from bot.embedding import Vectors
 from bot.store import LoadedIndex
 
@@ -31,17 +32,18 @@ def search(index: LoadedIndex, query_vector: Vectors, query_terms: list[str], k:
     if total == 0:
         return []
     fused: dict[int, float] = {}
-    cosines, labels = index.faiss_index.search(query_vector.reshape(1, -1), min(CANDIDATES, total))
+    vectors = index.data.chunk_vectors
+    cosines, labels = ann.search(
+        index.faiss_index, vectors, query_vector.reshape(1, -1), min(CANDIDATES, total), index.ann_spec
+    )
     # FAISS pads with label -1 when it has fewer results than asked: never let that index a chunk.
     dense = [(int(label), float(cos)) for label, cos in zip(labels[0], cosines[0], strict=True) if label >= 0]
     for rank, (chunk, _) in enumerate(dense):
         fused[chunk] = fused.get(chunk, 0.0) + 1.0 / (RRF_K + rank + 1)
     if query_terms:
         lexical = np.asarray(index.bm25.get_scores(query_terms), dtype=np.float32)
-        order = np.argsort(-lexical)[:CANDIDATES]
-        for rank, chunk in enumerate(int(c) for c in order if lexical[c] > 0):
+        for rank, chunk in enumerate(int(c) for c in top_positions(lexical, CANDIDATES) if lexical[c] > 0):
             fused[chunk] = fused.get(chunk, 0.0) + 1.0 / (RRF_K + rank + 1)
-    vectors = index.data.chunk_vectors
     query = query_vector.reshape(-1)
     passages: list[Passage] = []
     texts: set[str] = set()
@@ -57,3 +59,17 @@ def search(index: LoadedIndex, query_vector: Vectors, query_terms: list[str], k:
         if len(passages) == k:
             break
     return passages
+
+
+def top_positions(scores: Vectors, count: int) -> list[int]:
+    """The positions of the `count` highest scores, highest first (ties: lower position first), without sorting
+    every score: at a million passages a full sort costs more than the search itself."""
+    if len(scores) <= count:
+        top = np.arange(len(scores))
+    else:
+        top = np.argpartition(-scores, count - 1)[:count]
+        floor = scores[top].min()
+        if floor > 0:
+            # The partition may cut through a run of equal scores: the lower positions of the run go first.
+            top = np.union1d(top, np.flatnonzero(scores == floor))
+    return sorted((int(i) for i in top), key=lambda i: (-scores[i], i))[:count]
