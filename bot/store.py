@@ -359,7 +359,7 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
         data.clause_vectors = np.load(directory / CLAUSE_VECTORS, mmap_mode="r", allow_pickle=False)
         if manifest.multilingual is not None:
             data.multilingual_vectors = np.load(directory / MULTILINGUAL_VECTORS, mmap_mode="r", allow_pickle=False)
-        bm25 = bm25s.BM25.load(str(directory / BM25_DIR), allow_pickle=False, show_progress=False)
+        bm25 = bm25s.BM25.load(str(directory / BM25_DIR), mmap=True, allow_pickle=False, show_progress=False)
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
         raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
     dimension = manifest.model.dimension
