@@ -46,8 +46,11 @@ eval: $(INSTALLED)
 fit: $(INSTALLED)
 	$(PY) -m bot fit --plot docs/curve-checking.png
 
+## Benchmarks (a few minutes each); the 1M-passage search run: `$(PY) bench/search_scale.py --sizes 1000000`.
 bench: $(INSTALLED)
 	$(PY) bench/latency.py
+	$(PY) bench/search_scale.py
+	$(PY) bench/startup.py
 
 clean:
 	rm -rf $(VENV) index/v-* index/CURRENT index/.build-*
