@@ -341,6 +341,7 @@ def main() -> None:
         default=[ann.HNSW, ann.IVF_SQ8, ann.IVF_PQ],
         help="approximate kinds to build (exact search always runs: it is the reference)",
     )
+    parser.add_argument("--lexical-only", action="store_true", help="measure bm25s only (no vectors at all)")
     args = parser.parse_args()
     started = time.perf_counter()
     rng = np.random.default_rng(SEED)
@@ -350,14 +351,16 @@ def main() -> None:
     print(HEADER, flush=True)
     with tempfile.TemporaryDirectory() as workdir:
         for size in args.sizes:
-            vectors = mixture.draw(size, rng)
-            rows += measure_faiss(size, vectors, queries, Path(workdir), set(args.kinds))
-            del vectors
-            gc.collect()
+            if not args.lexical_only:
+                vectors = mixture.draw(size, rng)
+                rows += measure_faiss(size, vectors, queries, Path(workdir), set(args.kinds))
+                del vectors
+                gc.collect()
             rows.append(measure_bm25(size, rng))
             print(_format_row(rows[-1]), flush=True)
     default = args.sizes == [10_000, 100_000]
     stem = "search_scale" if default else "search_scale-" + "-".join(str(size) for size in args.sizes)
+    stem += "-lexical" if args.lexical_only else ""
     args.out.mkdir(parents=True, exist_ok=True)
     write_report(rows, args.out / f"{stem}.md", time.perf_counter() - started)
     plot(rows, args.out / f"{stem}.png")
