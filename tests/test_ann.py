@@ -17,7 +17,7 @@ from bot.embedding import Vectors
 from bot.errors import IndexCorruptError, IndexMismatchError
 
 DIMENSION = 64
-# Small thresholds, injected: the choice is tested at a few hundred vectors, not at 50,000.
+# Small thresholds, injected: the choice is tested at a few hundred vectors, not at 20,000.
 SMALL = ann.AnnPolicy(exact_max=300, graph_max=600, sq8_max=900)
 
 
@@ -43,8 +43,8 @@ def test_too_few_vectors_to_train_get_the_graph() -> None:
 
 
 def test_default_policy_is_exact_while_small() -> None:
-    assert ann.choose(50_000, 384).kind == ann.FLAT
-    assert ann.choose(50_001, 384).kind == ann.HNSW
+    assert ann.choose(20_000, 384).kind == ann.FLAT
+    assert ann.choose(20_001, 384).kind == ann.HNSW
 
 
 def test_parameters_grow_with_size() -> None:
