@@ -3,7 +3,9 @@
     index/CURRENT                 the name of the version in use, replaced atomically
     index/v-<time>-<id>/          one complete, immutable version:
         manifest.json             format, model and weights hash, dimension, chunking, documents, file hashes
-        chunks.faiss              chunk vectors (FAISS; exact search while the corpus is small)
+        chunks.faiss              chunk vectors (FAISS; the kind chosen by size, see bot/ann.py)
+        chunk_vectors.npy         only beside a compressed FAISS index (IVF-SQ8/PQ): the exact chunk vectors,
+                                  memory-mapped, to re-rank its candidates and compare chunks
         sentence_vectors.npy      one vector per sentence, for choosing the sentences that answer
         clause_vectors.npy        one vector per clause of a long sentence (which sentence: store.sqlite)
         sentence_vectors_e5.npy   optional: one multilingual vector per sentence, for questions not in English
@@ -28,8 +30,8 @@ from typing import Any
 import bm25s
 import faiss
 import numpy as np
-import numpy.typing as npt
 
+from bot import ann
 from bot.embedding import Embedder, Vectors, sha256_file
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.manifest import Manifest
@@ -38,6 +40,7 @@ FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 FAISS_FILE = "chunks.faiss"
+CHUNK_VECTORS = "chunk_vectors.npy"
 SENTENCE_VECTORS = "sentence_vectors.npy"
 CLAUSE_VECTORS = "clause_vectors.npy"
 MULTILINGUAL_VECTORS = "sentence_vectors_e5.npy"
@@ -47,8 +50,10 @@ BM25_DIR = "bm25"
 _VERSION_NAME = re.compile(r"^v-[A-Za-z0-9_-]{1,100}$")
 # The way out of every damaged or mismatched index, named in every refusal.
 REBUILD_HINT = "rebuild it with 'python -m bot build --full'"
-# Up to this many chunks FAISS searches exhaustively (exact); past it, an HNSW graph keeps search fast.
-EXACT_SEARCH_MAX_CHUNKS = 50_000
+# Files up to this size are hashed at every open (a few milliseconds in all); larger ones (vectors, texts, the
+# lexical index: gigabytes at 100k articles) only when their size or modification time differs from what the
+# manifest recorded at build time, and always by `python -m bot verify`. See README, "The index".
+HASH_AT_OPEN_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -119,13 +124,17 @@ class LoadedIndex:
     data: IndexData
     faiss_index: Any
     bm25: Any
+    # The FAISS index's kind and search parameters as the manifest records them (bot/ann.py).
+    ann_spec: ann.AnnSpec
 
     def dense_search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
         """Up to `k` chunks nearest `query` by inner product (FAISS), best first."""
         total = self.faiss_index.ntotal
         if total == 0 or k <= 0:
             return []
-        scores, labels = self.faiss_index.search(query.reshape(1, -1), min(k, total))
+        scores, labels = ann.search(
+            self.faiss_index, self.data.chunk_vectors, query.reshape(1, -1), min(k, total), self.ann_spec
+        )
         # FAISS pads with label -1 when it has fewer results than asked: never let that index a chunk.
         return [(int(label), float(score)) for label, score in zip(labels[0], scores[0], strict=True) if label >= 0]
 
@@ -134,7 +143,21 @@ class LoadedIndex:
         if not terms or self.faiss_index.ntotal == 0:
             return []
         scores = np.asarray(self.bm25.get_scores(terms), dtype=np.float32)
-        return [int(chunk) for chunk in np.argsort(-scores)[:k] if scores[chunk] > 0]
+        return [chunk for chunk in top_positions(scores, k) if scores[chunk] > 0]
+
+
+def top_positions(scores: Vectors, count: int) -> list[int]:
+    """The positions of the `count` highest scores, highest first (ties: lower position first), without sorting
+    every score: at a million passages a full sort costs more than the search itself."""
+    if len(scores) <= count:
+        top = np.arange(len(scores))
+    else:
+        top = np.argpartition(-scores, count - 1)[:count]
+        floor = scores[top].min()
+        if floor > 0:
+            # The partition may cut through a run of equal scores: the lower positions of the run go first.
+            top = np.union1d(top, np.flatnonzero(scores == floor))
+    return sorted((int(i) for i in top), key=lambda i: (-scores[i], i))[:count]
 
 
 def current_version(index_dir: Path) -> str | None:
@@ -145,58 +168,90 @@ def current_version(index_dir: Path) -> str | None:
         return None
 
 
-def file_hashes(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file in a version directory except the manifest, by relative path.
-
-    Anything else found there (a folder of its own, a link, a pipe) is listed with the hash "foreign", so
-    that it never matches a manifest and the version is refused.
-    """
-    hashes = {}
+def _listing(directory: Path) -> dict[str, Path | None]:
+    """Every file of a version directory except the manifest, by relative path; anything else found there (a
+    folder of its own, a link, a pipe) maps to None, so that it never matches a manifest."""
+    files: dict[str, Path | None] = {}
     for path in sorted(directory.rglob("*")):
         name = path.relative_to(directory).as_posix()
         if path.is_symlink() or not (path.is_file() or path.is_dir()):
-            hashes[name] = "foreign"
+            files[name] = None
         elif path.is_file() and name != MANIFEST:
-            hashes[name] = sha256_file(path)
+            files[name] = path
         elif path.is_dir() and name != BM25_DIR:
-            hashes[name] = "foreign"
-    return hashes
+            files[name] = None
+    return files
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file in a version directory except the manifest, by relative path ("foreign" for
+    anything that is not a plain file)."""
+    return {name: "foreign" if path is None else sha256_file(path) for name, path in _listing(directory).items()}
 
 
 def file_stats(directory: Path) -> dict[str, list[int]]:
-    """Size and modification time (ns) of every regular file in a version directory except the manifest."""
-    return {
-        path.relative_to(directory).as_posix(): [path.stat().st_size, path.stat().st_mtime_ns]
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and not path.is_symlink() and path.name != MANIFEST
-    }
+    """Size and modification time (ns) of every file of a version directory, as the manifest records them."""
+    stats = {}
+    for name, path in _listing(directory).items():
+        if path is not None:
+            status = path.stat()
+            stats[name] = [status.st_size, status.st_mtime_ns]
+    return stats
 
 
 def looks_intact(directory: Path, manifest: Manifest) -> bool:
     """A cheap check that a version's files are those it was built with (same names, sizes and times), for
-    deciding that a rebuild has nothing to do without hashing every file; `open_index` still verifies hashes."""
+    deciding that a rebuild has nothing to do without hashing every file; `open_index` still verifies them."""
     recorded = manifest.raw.get("file_stats")
     return isinstance(recorded, dict) and recorded == file_stats(directory)
 
 
-def make_faiss_index(vectors: Vectors) -> tuple[Any, str]:
-    """Exact inner-product search while small, HNSW past `EXACT_SEARCH_MAX_CHUNKS`; returns it and its kind."""
-    dimension = vectors.shape[1]
-    if len(vectors) <= EXACT_SEARCH_MAX_CHUNKS:
-        index: Any = faiss.IndexFlatIP(dimension)
-        kind = "IndexFlatIP"
-    else:
-        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        kind = "IndexHNSWFlat(M=32)"
-    index.add(vectors)
-    return index, kind
+def damaged_files(
+    directory: Path, manifest: Manifest, *, full: bool = False, hash_at_open_max_bytes: int = HASH_AT_OPEN_MAX_BYTES
+) -> list[str]:
+    """The files of a version that are missing, foreign or altered since its build.
+
+    Without `full`, a file larger than `hash_at_open_max_bytes` whose size and modification time are those the
+    manifest recorded is taken as unaltered without reading it; any other file is hashed. (An edit that keeps
+    the size and restores the time is found only by `full`, as `python -m bot verify` runs it.)
+    """
+    expected = manifest.files
+    recorded = manifest.raw.get("file_stats")
+    stats = recorded if isinstance(recorded, dict) else {}
+    present = _listing(directory)
+    damaged = []
+    for name in sorted(expected.keys() | present.keys()):
+        path = present.get(name)
+        if path is None or name not in expected:
+            damaged.append(name)
+            continue
+        status = path.stat()
+        if (
+            not full
+            and status.st_size > hash_at_open_max_bytes
+            and stats.get(name) == [status.st_size, status.st_mtime_ns]
+        ):
+            continue
+        if sha256_file(path) != expected[name]:
+            damaged.append(name)
+    return damaged
 
 
-def write_version(directory: Path, data: IndexData, bm25_tokens: list[list[str]], manifest: dict[str, Any]) -> None:
-    """Write every file of a version into `directory` (which must be new), manifest last, all fsynced."""
-    index, kind = make_faiss_index(data.chunk_vectors)
+def write_version(
+    directory: Path,
+    data: IndexData,
+    bm25_tokens: list[list[str]],
+    manifest: dict[str, Any],
+    ann_policy: ann.AnnPolicy = ann.DEFAULT_POLICY,
+) -> None:
+    """Write every file of a version into `directory` (which must be new), manifest last, all fsynced; the FAISS
+    index kind is chosen by `ann_policy` for the number of chunks."""
+    count, dimension = data.chunk_vectors.shape
+    spec = ann.choose(count, dimension, ann_policy)
+    index = ann.build(data.chunk_vectors, spec)
     faiss.write_index(index, str(directory / FAISS_FILE))
+    if spec.compressed:
+        np.save(directory / CHUNK_VECTORS, data.chunk_vectors, allow_pickle=False)
     np.save(directory / SENTENCE_VECTORS, data.sentence_vectors, allow_pickle=False)
     np.save(directory / CLAUSE_VECTORS, data.clause_vectors, allow_pickle=False)
     if data.multilingual_vectors is not None:
@@ -205,11 +260,18 @@ def write_version(directory: Path, data: IndexData, bm25_tokens: list[list[str]]
     retriever = bm25s.BM25()
     retriever.index(bm25_tokens, show_progress=False)
     retriever.save(str(directory / BM25_DIR), show_progress=False)
-    manifest = {**manifest, "faiss_index": kind, "files": file_hashes(directory), "file_stats": file_stats(directory)}
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     for path in directory.rglob("*"):
         if path.is_file():
             fsync_path(path)
+    manifest = {
+        **manifest,
+        "faiss_index": ann.faiss_type(index),
+        "ann": spec.to_json(),
+        "files": file_hashes(directory),
+        "file_stats": file_stats(directory),
+    }
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    fsync_path(directory / MANIFEST)
     fsync_path(directory / BM25_DIR)
     fsync_path(directory)
 
@@ -275,7 +337,8 @@ def read_manifest(directory: Path) -> Manifest:
 
 
 def open_index(index_dir: Path, embedder: Embedder | None = None, version: str | None = None) -> LoadedIndex:
-    """Read and verify the index `CURRENT` names (or `version`).
+    """Read and verify the index `CURRENT` names (or `version`); large files are checked by size and time (see
+    `damaged_files`), the vectors memory-mapped or viewed in FAISS's storage, never copied.
 
     Raises `IndexMissingError` when there is none, `IndexCorruptError` when a file is missing or altered, and
     `IndexMismatchError` when it was built for another format or for a model other than `embedder`. Every
@@ -292,28 +355,51 @@ def open_index(index_dir: Path, embedder: Embedder | None = None, version: str |
         raise type(exc)(f"{exc}; {REBUILD_HINT}") from None
 
 
-def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> LoadedIndex:
+def verify_version(index_dir: Path, version: str | None = None) -> str:
+    """Hash every file of the version `CURRENT` names (or `version`) against its manifest; returns the version.
+
+    `open_index` takes a large file whose size and modification time are unchanged on trust; this reads every
+    byte (`python -m bot verify`). Raises `IndexCorruptError` naming the damaged files.
+    """
+    version = version or current_version(index_dir)
+    if version is None:
+        raise IndexMissingError(f"no index in {index_dir}: build it with 'python -m bot build'")
+    directory = _version_directory(index_dir, version)
+    damaged = damaged_files(directory, read_manifest(directory), full=True)
+    if damaged:
+        raise IndexCorruptError(f"index files missing or altered since the build: {', '.join(damaged)}; {REBUILD_HINT}")
+    return version
+
+
+def _version_directory(index_dir: Path, version: str) -> Path:
     if not _VERSION_NAME.match(version):
         raise IndexCorruptError(f"{index_dir / CURRENT} names {version[:120]!r}, which is not an index version")
     directory = index_dir / version
     if directory.is_symlink() or not directory.is_dir():
         raise IndexCorruptError(f"{index_dir / CURRENT} names {version!r}, which does not exist")
+    return directory
+
+
+def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> LoadedIndex:
+    directory = _version_directory(index_dir, version)
     manifest = read_manifest(directory)
     manifest.check_model(embedder)
-    expected = manifest.files
-    actual = file_hashes(directory)
-    damaged = sorted(name for name in expected.keys() | actual.keys() if expected.get(name) != actual.get(name))
+    spec = ann.spec_from_manifest(manifest.raw)
+    if spec is None:
+        raise IndexMismatchError(f"index {version} records a FAISS index this version does not know how to search")
+    damaged = damaged_files(directory, manifest)
     if damaged:
         raise IndexCorruptError(f"index files missing or altered since the build: {', '.join(damaged)}")
     try:
         data = _read_sqlite(directory / SQLITE_FILE)
-        faiss_index = faiss.read_index(str(directory / FAISS_FILE))
-        data.chunk_vectors = _faiss_vectors(faiss_index)
-        data.sentence_vectors = np.load(directory / SENTENCE_VECTORS, allow_pickle=False)
-        data.clause_vectors = np.load(directory / CLAUSE_VECTORS, allow_pickle=False)
+        faiss_index = ann.read(directory / FAISS_FILE, spec)
+        data.chunk_vectors = _chunk_vectors(directory, faiss_index, spec, manifest.model.dimension)
+        # Memory-mapped: pages are read when a question touches them, and shared by every process serving them.
+        data.sentence_vectors = np.load(directory / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+        data.clause_vectors = np.load(directory / CLAUSE_VECTORS, mmap_mode="r", allow_pickle=False)
         if manifest.multilingual is not None:
-            data.multilingual_vectors = np.load(directory / MULTILINGUAL_VECTORS, allow_pickle=False)
-        bm25 = bm25s.BM25.load(str(directory / BM25_DIR), allow_pickle=False, show_progress=False)
+            data.multilingual_vectors = np.load(directory / MULTILINGUAL_VECTORS, mmap_mode="r", allow_pickle=False)
+        bm25 = bm25s.BM25.load(str(directory / BM25_DIR), mmap=True, allow_pickle=False, show_progress=False)
     except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
         raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
     dimension = manifest.model.dimension
@@ -330,12 +416,17 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
         )
     ):
         raise IndexCorruptError(f"index {version} has vector counts that do not match its chunks and sentences")
-    return LoadedIndex(version=version, manifest=manifest, data=data, faiss_index=faiss_index, bm25=bm25)
+    return LoadedIndex(version=version, manifest=manifest, data=data, faiss_index=faiss_index, bm25=bm25, ann_spec=spec)
 
 
-def _faiss_vectors(index: Any) -> Vectors:
-    vectors: npt.NDArray[np.float32] = index.reconstruct_n(0, index.ntotal)
-    return vectors
+def _chunk_vectors(directory: Path, faiss_index: Any, spec: ann.AnnSpec, dimension: int) -> Vectors:
+    """The exact chunk vectors, held once: FAISS's own storage, or the memory-mapped file beside a compressed
+    index."""
+    if spec.compressed:
+        vectors: Vectors = np.load(directory / CHUNK_VECTORS, mmap_mode="r", allow_pickle=False)
+        return vectors
+    stored = ann.stored_vectors(faiss_index)
+    return np.zeros((0, dimension), dtype=np.float32) if stored is None else stored
 
 
 def _read_sqlite(path: Path) -> IndexData:

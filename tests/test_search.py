@@ -17,7 +17,7 @@ from bot.chunking import ChunkingSettings
 from bot.engine import Engine, Outcome
 from bot.english import terms
 from bot.search import Passage, search
-from bot.store import LoadedIndex, open_index
+from bot.store import LoadedIndex, open_index, top_positions
 
 PROJECT_CORPUS = Path(__file__).resolve().parent / "data" / "news"
 TINY_TEXT = "The footbridge in Oral reopened on Monday after repairs."
@@ -255,3 +255,16 @@ def test_syndicated_copy_is_collapsed_in_search(syndicated_index: Path, fake_emb
     vector, query_terms = _query(fake_embedder, question)
     texts = [index.data.chunk_text(p.chunk) for p in search(index, vector, query_terms, k=6)]
     assert len(texts) == len(set(texts)), "the same text came back twice, once per file"
+
+
+def test_top_positions_match_a_full_stable_sort() -> None:
+    rng = np.random.default_rng(11)
+    for scores in (
+        rng.random(500).astype(np.float32),
+        np.round(rng.random(500), 1).astype(np.float32),  # many ties, cut through by the partition
+        np.zeros(500, dtype=np.float32),
+        rng.random(7).astype(np.float32),
+    ):
+        # Passages scoring 0 share no term with the question and are never used, so their order is free.
+        expected = [int(i) for i in np.argsort(-scores, kind="stable")[:30] if scores[i] > 0]
+        assert [i for i in top_positions(scores, 30) if scores[i] > 0] == expected

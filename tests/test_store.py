@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fakes import FakeEmbedder
 
-from bot import store
+from bot import ann, store
 from bot.chunking import CHUNKER_VERSION, ChunkingSettings, chunk_sentences, split_clauses, split_sentences
 from bot.cleaning import CLEANER_VERSION
 from bot.corpus import load_corpus
@@ -340,11 +340,12 @@ def test_open_named_version(built_index: Path, fake_embedder: FakeEmbedder) -> N
     assert store.open_index(built_index, fake_embedder, version=version).version == version
 
 
-def test_make_faiss_index_exact_search() -> None:
+def test_faiss_index_exact_search() -> None:
     embedder = FakeEmbedder(dimension=32)
     vectors = embedder.embed(["tram line approved", "floods in the valley", "election boycott"])
-    index, kind = store.make_faiss_index(vectors)
-    assert kind == "IndexFlatIP"
+    spec = ann.choose(len(vectors), vectors.shape[1])
+    index = ann.build(vectors, spec)
+    assert ann.faiss_type(index) == "IndexFlatIP"
     assert index.ntotal == 3
     scores, labels = index.search(vectors[1:2], 3)
     assert int(labels[0][0]) == 1

@@ -1,0 +1,147 @@
+"""What start-up costs at size: opening an index and starting the engine, step by step, on synthetic archives.
+
+    .venv/bin/python bench/startup.py                    # 300 and 1,200 articles (a few minutes)
+    .venv/bin/python bench/startup.py --articles 1000 4000
+
+Each archive is built once (synthetic articles of about 500 words; a hashing embedder stands in for the model,
+which start-up does not run). Then, side by side in one process, each step from launch to the first answer is
+timed: verifying the files the way `open_index` does now (small files hashed, large ones by size and time) and
+the way it did (every file hashed), reading SQLite, FAISS, the vectors and the lexical index, preparing the
+answer scorer, and answering one question. A cost that grows with the archive is extrapolated linearly to
+100,000 articles. Writes `bench/results/startup.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot import store
+from bot.answer import SentenceScorer, WordVectors
+from bot.build import build_index
+from bot.chunking import ChunkingSettings
+from bot.embedding import Vectors
+from bot.engine import Engine
+from bot.scorer import ScorerParams
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench/results"
+TARGET_ARTICLES = 100_000
+WORDS = [
+    f"{stem}{suffix}"
+    for stem in ("alm", "kaz", "part", "vot", "elect", "court", "mine", "oil", "bank", "grain")
+    for suffix in ("a", "on", "ist", "ure", "ing", "ed", "ity", "er", "ment", "ism")
+]
+NAMES = ["Mamai", "Tokayev", "Almaty", "Astana", "Nazarbayev", "Zhanaozen", "Karaganda", "Aktau"]
+
+
+class HashingEmbedder:
+    """A stand-in for the model: a unit vector seeded by each text's hash (start-up never runs the model)."""
+
+    name = "hashing-embedder"
+    fingerprint = "hashing-embedder-1"
+    dimension = 384
+
+    def embed(self, texts: list[str]) -> Vectors:
+        rows = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+            row = np.random.default_rng(seed).standard_normal(self.dimension)
+            rows[i] = row / np.linalg.norm(row)
+        return rows
+
+
+def write_corpus(directory: Path, articles: int) -> None:
+    rng = np.random.default_rng(articles)
+    directory.mkdir(parents=True)
+    for number in range(articles):
+        sentences = []
+        for _ in range(25):
+            words = [str(w) for w in rng.choice(WORDS, 18)]
+            words.insert(int(rng.integers(0, 18)), str(rng.choice(NAMES)))
+            sentences.append(" ".join(words).capitalize() + f" in {1990 + number % 35}.")
+        (directory / f"article-{number:06d}.txt").write_text(
+            f"Report {number}\n\n" + " ".join(sentences) + "\n", encoding="utf-8"
+        )
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = action()
+    return time.perf_counter() - start, result
+
+
+def measure(articles: int, workdir: Path) -> dict[str, float]:
+    corpus, index_dir = workdir / f"corpus-{articles}", workdir / f"index-{articles}"
+    write_corpus(corpus, articles)
+    embedder = HashingEmbedder()
+    build_s, _ = timed(lambda: build_index(corpus, index_dir, embedder, ChunkingSettings()))
+    version = store.current_version(index_dir)
+    assert version is not None
+    directory = index_dir / version
+    manifest = store.read_manifest(directory)
+    steps: dict[str, float] = {"(build, not start-up)": build_s}
+    steps["verify: small files hashed, large by size+time (now)"], _ = timed(
+        lambda: store.damaged_files(directory, manifest)
+    )
+    steps["verify: every file hashed (before; `bot verify`)"], _ = timed(
+        lambda: store.damaged_files(directory, manifest, full=True)
+    )
+    steps["open_index (all of it, as now)"], index = timed(lambda: store.open_index(index_dir, embedder))
+    steps["  of which: SQLite rows and texts"], _ = timed(lambda: store._read_sqlite(directory / store.SQLITE_FILE))
+    params = ScorerParams.load()
+    steps["answer scorer (term statistics of every sentence)"], _ = timed(
+        lambda: SentenceScorer(index.data, params, WordVectors(embedder.embed))
+    )
+    steps["Engine (scorer included)"], engine = timed(lambda: Engine(index_dir, embedder, index))
+    steps["first answer"], _ = timed(lambda: engine.answer("Who is Mamai in Almaty?"))
+    steps["bytes on disk"] = float(sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()))
+    return steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, nargs="+", default=[300, 1_200])
+    parser.add_argument("--out", type=Path, default=RESULTS / "startup.md")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kazbot-startup-"))
+    try:
+        results = {articles: measure(articles, workdir) for articles in args.articles}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    sizes = sorted(results)
+    small, large = sizes[0], sizes[-1]
+    header = " | ".join(f"{n:,} articles" for n in sizes)
+    lines = [
+        "# Start-up at size",
+        "",
+        f"`bench/startup.py`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, 2 shared cores (other workers running). "
+        "Seconds (bytes for the last row); the last column extrapolates linearly from the two largest sizes to "
+        f"{TARGET_ARTICLES:,} articles.",
+        "",
+        f"| step | {header} | at {TARGET_ARTICLES:,} (linear) |",
+        "| --- |" + " ---: |" * (len(sizes) + 1),
+    ]
+    for step in results[small]:
+        values = [results[n][step] for n in sizes]
+        slope = (values[-1] - values[0]) / (large - small) if large > small else values[-1] / large
+        # A step that did not grow (noise can make the slope negative) is projected at its largest measurement.
+        projected = max(values[-1] + slope * (TARGET_ARTICLES - large), *values)
+        lines.append(f"| {step} | " + " | ".join(f"{v:,.2f}" for v in values) + f" | {projected:,.1f} |")
+    text = "\n".join(lines) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
