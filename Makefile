@@ -36,7 +36,7 @@ lint: $(INSTALLED)
 test: lint
 	$(VENV)/bin/pytest -q -m "not slow"
 
-## The slow tests only: SIGKILL during index builds, 2,000 questions through the bot (several minutes).
+## The slow tests only: SIGKILL during index builds, 2,000 questions through the bot, real-model CLI runs (minutes).
 test-slow: $(INSTALLED)
 	$(VENV)/bin/pytest -q -m slow
 

@@ -188,6 +188,7 @@ def test_console_rebuilds_a_stale_index_and_says_so(cli_workspace: Path) -> None
     assert "Kazakh parliament election results — Test Wire, 11 January 2021" in result.stdout
 
 
+@pytest.mark.slow  # minutes of the real model in a subprocess; `make test-slow`
 def test_console_refuses_an_index_built_with_another_model(cli_workspace: Path) -> None:
     assert _run_cli(cli_workspace, "build", "--quiet").returncode == 0
     version = (cli_workspace / "index" / "CURRENT").read_text().strip()
@@ -214,6 +215,7 @@ def test_eval_command_prints_a_table_per_kind_and_fails_below_the_bar(cli_worksp
     assert "fewer than the required 16" in failing.stderr
 
 
+@pytest.mark.slow  # minutes of the real model in a subprocess; `make test-slow`
 def test_eval_command_reads_squad_and_draws_the_curve(cli_workspace: Path, tmp_path: Path) -> None:
     """A SQuAD file gets a temporary index of its own; the curve is a PNG."""
     squad = json.loads((DATA / "squad2" / "squad2-normans-complexity.json").read_text(encoding="utf-8"))

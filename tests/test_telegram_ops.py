@@ -630,6 +630,7 @@ def test_cli_in_webhook_mode_registers_the_secret_and_refuses_forged_posts(tmp_p
     assert server.token not in stderr and SECRET not in stderr
 
 
+@pytest.mark.slow  # minutes of the real model in a subprocess; `make test-slow`
 @pytest.mark.model
 def test_real_cli_answers_then_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
     corpus = copy_corpus(tmp_path / "corpus")

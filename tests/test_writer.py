@@ -384,6 +384,7 @@ def test_llm_settings_are_checked_and_the_key_stays_secret() -> None:
     assert settings(answer_mode="llm", llm_base_url="http://h/v1", llm_model="m").llm() == ("http://h/v1", "m", None)
 
 
+@pytest.mark.slow  # the real model over the whole calibration set; `make test-slow`
 @pytest.mark.model
 def test_the_thresholds_separate_the_calibration_sentences() -> None:
     """On the real model: the documented result of bench/writer_thresholds.py at the chosen thresholds."""
