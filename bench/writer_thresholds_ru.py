@@ -55,6 +55,8 @@ class Row:
 
 def scores(model: MultilingualEmbedder) -> list[Row]:
     chunks = passages(PROJECT / "corpus")
+    # One checker per passage, so that its texts are embedded once.
+    checkers: dict[str, SentenceChecker] = {}
     rows = []
     for line in CALIBRATION.read_text(encoding="utf-8").splitlines():
         if not line.strip():
@@ -64,7 +66,9 @@ def scores(model: MultilingualEmbedder) -> list[Row]:
         # The text may lie in two overlapping chunks: the sentence cites the one that suits it best.
         candidates = [p for p in chunks[article] if item["at"] in p.text]
         results = [
-            SentenceChecker([p], model.embed, cross_lingual=model).russian_scores(item["sentence"], [1])
+            checkers.setdefault(p.text, SentenceChecker([p], model.embed, cross_lingual=model)).russian_scores(
+                item["sentence"], [1]
+            )
             for p in candidates
         ]
         missing, similarity = max(results, key=lambda r: (r[0] is None, r[1]))

@@ -3,7 +3,7 @@ read so that they can be compared with English passages (bot/writer.py). English
 bot/english.py; this is its Russian counterpart, and the only place that knows Russian words.
 
 - Numbers: digits are script-free; Russian writes "40 000" (a space between thousands) and "1,5" (a decimal
-  comma), and the counted words from two to ten ("три дня", "трёх активистов") in any case.
+  comma), "5 млн" for "5m", and the counted words from two to ten ("три дня", "трёх активистов") in any case.
 - Dates: month and weekday names in any case ("14 ноября", "в ноябре") become the English names ("november"),
   so that "14 ноября" is checked as the number 14 and the month November, as "November 14" is in English.
 - Names: a capitalized word is transliterated (Cyrillic → Latin) and compared with the passages' words by
@@ -50,7 +50,12 @@ _COUNTED = {
     for form in forms.split()
 }
 # Digits with a space (or a no-break or thin space) between thousands, or with a decimal comma or point.
-_NUMBER = re.compile(r"(?<![\d.,])\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d.,]\d)|\d+(?:[.,]\d+)?")
+_NUMBER = re.compile(
+    r"((?<![\d.,])\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?![\d.,]\d)|\d+(?:[.,]\d+)?)"
+    r"(?:\s*(млн|миллион\w*|млрд|миллиард\w*)(?![^\W\d_]))?"
+)
+# Millions and billions are written as bot/writer.py reads English numbers: "5 млн" is "5m", as "$5m" is.
+_MULTIPLIERS = {"млн": "m", "миллион": "m", "млрд": "bn", "миллиард": "bn"}
 _MONTHS = (
     ("январ", "january"),
     ("феврал", "february"),
@@ -78,6 +83,8 @@ _WEEKDAYS = (
 _WEDNESDAY = re.compile(r"\b(?:в|во|до|по|к|с|со|на)\s+сред(?:у|ы|е|ам)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 _NEGATION = re.compile(r"(?<![^\W\d_])(?:не|нет|ни|никогда|никто|ничего|ничто|никак\w*|нельзя|без)(?![^\W\d_])")
+# "Не менее 1000" is "at least 1,000", "не только" is "not only": a "не" that negates nothing.
+_NOT_NEGATION = re.compile(r"(?<![^\W\d_])не\s+(?:менее|более|меньше|больше|только|раз|позднее|позже|ранее|раньше)\b")
 
 
 def is_russian(text: str) -> bool:
@@ -107,10 +114,12 @@ def numbers_in(text: str) -> set[str]:
     reads English ones."""
     found = set()
     for match in _NUMBER.finditer(text):
-        digits = re.sub(r"[ \u00a0\u202f]", "", match.group()).replace(",", ".")
+        digits = re.sub(r"[ \u00a0\u202f]", "", match.group(1)).replace(",", ".")
         if "." in digits:
             digits = digits.rstrip("0").rstrip(".")
-        found.add(digits.lstrip("0") or "0")
+        word = (match.group(2) or "").lower()
+        unit = next((suffix for prefix, suffix in _MULTIPLIERS.items() if word.startswith(prefix)), "")
+        found.add(f"{digits.lstrip('0') or '0'}{unit}")
     found |= {str(_COUNTED[w]) for w in _words(text) if w in _COUNTED}
     return found
 
@@ -132,15 +141,15 @@ def dates_in(text: str) -> set[str]:
 
 
 def names_in(sentence: str) -> list[str]:
-    """Capitalized Cyrillic words: a sentence's first word only when the next is capitalized too, or it is an
-    acronym ("ЦИК"), since any first word is capitalized. Month names are dates, not names."""
+    """Capitalized Cyrillic words, but a sentence's first word only when it is an acronym ("ЦИК"): any first
+    word is capitalized, and Russian capitalizes little else, so "Власти Алматы" names only Almaty. Month names
+    are dates, not names."""
     tokens = _WORD.findall(sentence)
     found: list[str] = []
     for i, token in enumerate(tokens):
         if not token[0].isupper() or not _is_cyrillic_word(token) or dates_in(token):
             continue
-        acronym = len(token) > 1 and token.isupper()
-        if i == 0 and not acronym and not (len(tokens) > 1 and tokens[1][0].isupper()):
+        if i == 0 and not (len(token) > 1 and token.isupper()):
             continue
         if token not in found:
             found.append(token)
@@ -172,7 +181,7 @@ def name_matches(name: str, keys: Iterable[str]) -> bool:
 
 def negated(text: str) -> bool:
     """Whether a Russian text says "not", "no", "never", "without" ..."""
-    return bool(_NEGATION.search(text.lower()))
+    return bool(_NEGATION.search(_NOT_NEGATION.sub(" ", text.lower())))
 
 
 def _words(text: str) -> list[str]:
