@@ -118,7 +118,7 @@ def plot(rows: list[Row], threshold: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 3.5))
-    bins = np.linspace(0.6, 1.0, 41)
+    bins = [float(x) for x in np.linspace(0.6, 1.0, 41)]
     for faithful, label in ((True, "faithful"), (False, "unfaithful, no missing fact found")):
         values = [r.similarity for r in rows if r.faithful == faithful and r.missing is None]
         axis.hist(values, bins=bins, alpha=0.6, label=label)

@@ -412,8 +412,8 @@ def closest_chunks(index: LoadedIndex, sentence_cosines: Vectors, k: int) -> lis
     first: what the model is given for a question not in English, as `search` gives it for an English one."""
     data = index.data
     chunk_of: dict[int, int] = {}
-    for number, chunk in enumerate(data.chunks):
-        for sentence in range(chunk.first_sentence, chunk.last_sentence + 1):
+    for number, row in enumerate(data.chunks):
+        for sentence in range(row.first_sentence, row.last_sentence + 1):
             chunk_of.setdefault(sentence, number)
     passages: dict[int, Passage] = {}
     for sentence in np.argsort(-sentence_cosines):

@@ -471,8 +471,14 @@ class SentenceChecker:
         supported = supported and bool(cited) and all(n in self._passages for n in cited)
         precise = self._precise(body, cited) if supported else 0
         base = SentenceVerdict(
-            sentence, False, "", cited, None if overlap is None else round(overlap, 3), round(similarity, 3),
-            supported, precise,
+            sentence,
+            False,
+            "",
+            cited,
+            None if overlap is None else round(overlap, 3),
+            round(similarity, 3),
+            supported,
+            precise,
         )
         marks = "".join(f"[{n}]" for n in cited)
         unknown = [n for n in cited if n not in self._passages]

@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from bot.english import spelling_key
-from bot.russian import dates_in, is_kazakh, is_russian, name_key, name_matches, names_in, negated, numbers_in, transliterate
+from bot.russian import (
+    dates_in,
+    is_kazakh,
+    is_russian,
+    name_key,
+    name_matches,
+    names_in,
+    negated,
+    numbers_in,
+    transliterate,
+)
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,9 @@ def test_a_faithful_russian_answer_is_kept_and_cited(written: Engine, llm: FakeL
     assert answer.text == f"{FAITHFUL}. [1]"
     assert QUOTES_IN_ENGLISH_RU not in answer.text  # the answer is in Russian; only quotes would be English
     assert len(answer.citations) == 1 and DETAINED in answer.citations[0].passage
-    assert [(v.kept, v.why) for v in answer.audit] == [(True, f"supported by [{number_of(llm.requests[-1], DETAINED)}]")]
+    assert [(v.kept, v.why) for v in answer.audit] == [
+        (True, f"supported by [{number_of(llm.requests[-1], DETAINED)}]")
+    ]
     prompt = llm.requests[-1].prompt
     assert "Question: " + QUESTION in prompt and "write the answer in Russian" in prompt
 
