@@ -204,9 +204,8 @@ class Engine:
             return _overview(question, index)
         vectors = None if is_english(cleaned) else self._multilingual_vectors(index)
         if vectors is not None:
-            written = on_progress if use_writer else None
             return self._answer_other_language(
-                question, cleaned, index, scorer, vectors, conversation, use_writer=use_writer, on_progress=written
+                question, cleaned, index, scorer, vectors, conversation, use_writer=use_writer, on_progress=on_progress
             )
         referents = conversation.referents(cleaned) if conversation else []
         resolved = rewrite(cleaned, referents)
