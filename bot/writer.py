@@ -423,6 +423,11 @@ class SentenceChecker:
         missing_dates = sorted(russian.dates_in(body) - dates_in(text) - {w for w in words(text) if w in _MONTHS})
         if missing_dates:
             return f"date {missing_dates[0].capitalize()}"
+        # Names left in Latin letters ("Nur Otan") are compared as in an English sentence.
+        latin = sorted(name for name in names_in(body) if name.isascii())
+        missing_latin = [name for name in latin if name not in set(words(text))]
+        if missing_latin:
+            return f"name {missing_latin[0].capitalize()}"
         keys = {spelling_key(word) for word in words(text)}
         for name in russian.names_in(body):
             if not russian.name_matches(name, keys):
