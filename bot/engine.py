@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot import english
+from bot import english, russian
 from bot.answer import Candidates, Choice, Decision, Question, SentenceScorer, WordVectors
 from bot.conversation import Conversation, rewrite
 from bot.embedding import Embedder, Vectors
@@ -210,7 +210,9 @@ class Engine:
             return _overview(question, index)
         vectors = None if is_english(cleaned) else self._multilingual_vectors(index)
         if vectors is not None:
-            return self._answer_other_language(question, cleaned, index, scorer, vectors, conversation)
+            return self._answer_other_language(
+                question, cleaned, index, scorer, vectors, conversation, use_writer=use_writer, on_progress=on_progress
+            )
         referents = conversation.referents(cleaned) if conversation else []
         resolved = rewrite(cleaned, referents)
         parsed, passages, candidates = self._retrieve(cleaned, resolved, referents, index, scorer)
@@ -235,10 +237,16 @@ class Engine:
         scorer: SentenceScorer,
         vectors: Vectors,
         conversation: Conversation | None,
+        *,
+        use_writer: bool = True,
+        on_progress: Progress | None = None,
     ) -> Answer:
         """A question not in English, answered from the multilingual sentence vectors: the sentence closest in
         meaning is quoted (with the one before it when it opens with a pronoun) when its cosine clears
-        `MULTILINGUAL_ANSWER_COSINE`. Always extractive: the written-answer check wants English sentences."""
+        `MULTILINGUAL_ANSWER_COSINE`. With a writer that has a cross-lingual model, a Russian question then gets
+        a written Russian answer from the chunks holding the closest sentences, each sentence checked against
+        the English passages it cites (bot/writer.py); the extractive answer stays the fallback. Other
+        languages (Kazakh among them) stay extractive: the check cannot read them."""
         assert self.multilingual is not None
         query = self.multilingual.embed_query([cleaned])[0]
         # Exact search, one dot product per sentence: a few thousand sentences take well under a millisecond.
@@ -256,6 +264,16 @@ class Engine:
             decision = Decision.ANSWER if cosine >= MULTILINGUAL_ANSWER_COSINE else Decision.CLOSEST
             choice = Choice(decision, scorer.with_antecedents(best))
             result = _with_quotes_note(_compose(question, choice, index), cleaned)
+            writer = self.writer
+            if (
+                result.outcome is Outcome.ANSWERED
+                and writer is not None
+                and writer.cross_lingual is not None
+                and use_writer
+                and russian.is_russian(cleaned)
+            ):
+                passages = closest_chunks(index, cosines, PASSAGES)
+                result = written_answer(writer, result, index, passages, choice.sentences, conversation, on_progress)
         if conversation is not None:
             conversation.remember(cleaned, result.text if not result.abstained else "")
         return result
@@ -392,6 +410,25 @@ def _citation(n: int, document: Document, sentences: list[int], index: PassageSt
             windows.append([first, last])
     passage = "\n…\n".join(document.text[rows[first].start : rows[last].end] for first, last in windows)
     return Citation(n, document.title, document.publisher, document.published, document.url, document.doc_id, passage)
+
+
+def closest_chunks(index: PassageStore, sentence_cosines: Vectors, k: int) -> list[Passage]:
+    """The `k` chunks holding the sentences closest to a question (by the multilingual leg's cosines), best
+    first: what the model is given for a question not in English, as `search` gives it for an English one."""
+    data = index.data
+    chunk_of: dict[int, int] = {}
+    for number, row in enumerate(data.chunks):
+        for sentence in range(row.first_sentence, row.last_sentence + 1):
+            chunk_of.setdefault(sentence, number)
+    passages: dict[int, Passage] = {}
+    for sentence in np.argsort(-sentence_cosines):
+        chunk = chunk_of.get(int(sentence))
+        if chunk is not None and chunk not in passages:
+            cosine = float(sentence_cosines[sentence])
+            passages[chunk] = Passage(chunk=chunk, score=cosine, cosine=cosine)
+            if len(passages) == k:
+                break
+    return list(passages.values())
 
 
 def writer_passages(index: PassageStore, passages: list[Passage], chosen: list[int]) -> list[SourcePassage]:

@@ -128,16 +128,21 @@ def open_engine(
         embedder,
         index,
         max_question_chars=settings.max_question_chars,
-        writer=load_writer(settings, embedder),
+        writer=load_writer(settings, embedder, multilingual),
         multilingual=multilingual,
     )
 
 
-def load_writer(settings: Settings, embedder: Embedder) -> AnswerWriter | None:
-    """The answer writer when ANSWER_MODE=llm (raises `ConfigError` when its settings are incomplete)."""
+def load_writer(
+    settings: Settings, embedder: Embedder, multilingual: MultilingualModel | None = None
+) -> AnswerWriter | None:
+    """The answer writer when ANSWER_MODE=llm (raises `ConfigError` when its settings are incomplete). With the
+    `multilingual` model it also checks Russian answers to Russian questions against the English passages."""
     llm = settings.llm()
     if llm is None:
         return None
     base_url, model, key = llm
     log.info("Written answers by %s at %s, every sentence checked", model, base_url)
-    return AnswerWriter(base_url, model, embedder.embed, api_key=key, timeout=settings.llm_timeout_seconds)
+    return AnswerWriter(
+        base_url, model, embedder.embed, api_key=key, timeout=settings.llm_timeout_seconds, cross_lingual=multilingual
+    )

