@@ -59,6 +59,24 @@ class BuildReport:
     up_to_date: bool = False
     full_reason: str | None = None
 
+    def is_duplicate(self, seen: dict[str, str], name: str, key: str) -> bool:
+        """Whether `name` holds an article already taken under another name, by its text key (`seen`: key →
+        the name taken); if so, it is recorded as a duplicate of that one."""
+        original = seen.setdefault(key, name)
+        if original == name:
+            return False
+        self.duplicates[name] = original
+        return True
+
+    def refuse_skips(self, strict: bool) -> None:
+        """With `strict`, any skipped file fails the build before anything is published."""
+        if strict and self.skipped:
+            raise BuildError(
+                f"{len(self.skipped)} file(s) could not be used and --strict forbids skipping them; nothing was "
+                "published, what was in use is still in use"
+                + "".join(f"\n  {name}: {reason}" for name, reason in sorted(self.skipped.items()))
+            )
+
     def summary(self) -> str:
         head = f"Index {self.version} is up to date" if self.up_to_date else f"Built index {self.version}"
         counts = (
@@ -148,7 +166,7 @@ def build_index(
                     + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
                 )
             data = _assemble(parts, vectors)
-            _refuse_skips(report, strict)
+            report.refuse_skips(strict)
             manifest = _manifest(embedder, chunking, files, parts, report.skipped, multilingual)
             manifest["duplicates"] = dict(sorted(report.duplicates.items()))
             report.version = _publish(index_dir, data, manifest)
@@ -190,7 +208,7 @@ def _embed_corpus(
     for number, file in enumerate(files):
         old = reusable.pop(file.name, None)
         if old is not None and old.document.content_hash == file.sha256:
-            if not _is_duplicate(report, seen, file.name, old.document.text):
+            if not report.is_duplicate(seen, file.name, text_key(old.document.text)):
                 pipeline.add_reused(old)
                 report.unchanged.append(file.name)
             continue
@@ -201,17 +219,17 @@ def _embed_corpus(
             continue
         except ArticleError as exc:
             report.skipped[file.name] = str(exc)
-            _refuse_skips(report, strict)  # before embedding more for a build that cannot be published
+            report.refuse_skips(strict)  # before embedding more for a build that cannot be published
             continue
         if article.content_hash != file.sha256:  # Rewritten since the scan: what was read is what counts.
             # Its size and time were taken before the rewrite: never trust them to skip hashing next time.
             files[number] = dataclasses.replace(file, sha256=article.content_hash, mtime_ns=0)
-        if _is_duplicate(report, seen, file.name, article.text):
+        if report.is_duplicate(seen, file.name, text_key(article.text)):
             continue
         cut = cut_article(article, chunking)
         if cut is None:
             report.skipped[article.doc_id] = "no sentences found in the article text"
-            _refuse_skips(report, strict)
+            report.refuse_skips(strict)
             continue
         previous_hash = previous_hashes.get(article.doc_id)
         if previous_hash is None:
@@ -243,7 +261,7 @@ def _up_to_date(report: BuildReport, manifest: Manifest, started: float, strict:
     report.chunks = int(manifest.counts.get("chunks", 0))
     report.sentences = int(manifest.counts.get("sentences", 0))
     report.seconds = time.perf_counter() - started
-    _refuse_skips(report, strict)
+    report.refuse_skips(strict)
     return report
 
 
@@ -270,25 +288,6 @@ def _nothing_changed(
         and manifest.chunking == chunking_manifest(chunking)
         and store.looks_intact(index_dir / manifest.version, manifest)
     )
-
-
-def _is_duplicate(report: BuildReport, seen: dict[str, str], name: str, text: str) -> bool:
-    """Whether `name` holds an article already taken under another name (and then record it as a duplicate)."""
-    key = text_key(text)
-    original = seen.setdefault(key, name)
-    if original == name:
-        return False
-    report.duplicates[name] = original
-    return True
-
-
-def _refuse_skips(report: BuildReport, strict: bool) -> None:
-    if strict and report.skipped:
-        raise BuildError(
-            f"{len(report.skipped)} file(s) could not be used and --strict forbids skipping them; nothing was "
-            "published, the previous index is still in use"
-            + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
-        )
 
 
 def _count(report: BuildReport, data: store.IndexData) -> None:

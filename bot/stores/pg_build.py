@@ -55,7 +55,7 @@ def build_postgres(
             report.duplicates = dict(previous.raw.get("duplicates", {}))
             _count(report, previous.raw)
             report.seconds = time.perf_counter() - started
-            _refuse_skips(report, strict)
+            report.refuse_skips(strict)
             return report
 
         stored = writer.stored_documents()
@@ -66,7 +66,7 @@ def build_postgres(
         gone: set[str] = set()
         for number, file in enumerate(files):
             if reusable and stored.get(file.name) == file.sha256:
-                if not _is_duplicate(report, seen, file.name, keys[file.name]):
+                if not report.is_duplicate(seen, file.name, keys[file.name]):
                     kept.append(file.name)
                     report.unchanged.append(file.name)
                 continue
@@ -80,10 +80,10 @@ def build_postgres(
                 continue
             if article.content_hash != file.sha256:  # Rewritten since the scan: what was read is what counts.
                 files[number] = dataclasses.replace(file, sha256=article.content_hash)
-            if not _is_duplicate(report, seen, file.name, text_key(article.text)):
+            if not report.is_duplicate(seen, file.name, text_key(article.text)):
                 to_embed.append(article)
         files = [file for file in files if file.name not in gone]
-        _refuse_skips(report, strict)
+        report.refuse_skips(strict)
         parts, unusable = embed_articles(to_embed, embedder, chunking, multilingual=multilingual, progress=progress)
         report.skipped.update(unusable)
         report.embedded_texts = sum(
@@ -105,7 +105,7 @@ def build_postgres(
                 f"no article in {corpus_dir} could be read, so there is nothing to index"
                 + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
             )
-        _refuse_skips(report, strict)
+        report.refuse_skips(strict)
         for part in parts:
             writer.put(part)
         for doc_id in sorted(stored.keys() - present):
@@ -130,24 +130,6 @@ def _reusable(
     if multilingual is not None and not previous.has_multilingual(multilingual):
         return False, "the stored passages lack this multilingual model's vectors"
     return True, None
-
-
-def _is_duplicate(report: BuildReport, seen: dict[str, str], name: str, key: str) -> bool:
-    """Whether `name` holds an article already taken under another name (and then record it as a duplicate)."""
-    original = seen.setdefault(key, name)
-    if original == name:
-        return False
-    report.duplicates[name] = original
-    return True
-
-
-def _refuse_skips(report: BuildReport, strict: bool) -> None:
-    if strict and report.skipped:
-        raise BuildError(
-            f"{len(report.skipped)} file(s) could not be used and --strict forbids skipping them; nothing was "
-            "published, the previous state is still in use"
-            + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
-        )
 
 
 def _count(report: BuildReport, manifest: dict[str, Any]) -> None:
