@@ -248,10 +248,15 @@ class Engine:
         the English passages it cites (bot/writer.py); the extractive answer stays the fallback. Other
         languages (Kazakh among them) stay extractive: the check cannot read them."""
         assert self.multilingual is not None
-        query = self.multilingual.embed_query([cleaned])[0]
+        meant = cleaned
+        if conversation is not None and conversation.exchanges and russian.points_back(cleaned):
+            # "На сколько суток его задержали?" means what it says with the last question's subject: the model
+            # reads both together (it was trained on passages, not on pronoun resolution).
+            meant = f"{conversation.exchanges[-1].question} {cleaned}"
+        query = self.multilingual.embed_query([meant])[0]
         # Exact search, one dot product per sentence: a few thousand sentences take well under a millisecond.
         # At scale (hundreds of thousands of sentences) a FAISS index over these vectors would take over, as it
-        # does for chunks (bot/store.py, EXACT_SEARCH_MAX_CHUNKS).
+        # does for chunks (bot/ann.py).
         cosines = vectors @ query
         best = int(np.argmax(cosines)) if len(cosines) else -1
         cosine = float(cosines[best]) if best >= 0 else 0.0
@@ -275,7 +280,8 @@ class Engine:
                 passages = closest_chunks(index, cosines, PASSAGES)
                 result = written_answer(writer, result, index, passages, choice.sentences, conversation, on_progress)
         if conversation is not None:
-            conversation.remember(cleaned, result.text if not result.abstained else "")
+            # Remembered with the subject it leaned on, so that a chain of follow-ups keeps it.
+            conversation.remember(meant, result.text if not result.abstained else "")
         return result
 
     def candidates(self, question: str, referents: list[str] | None = None) -> tuple[Question, Candidates]:

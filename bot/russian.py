@@ -1,6 +1,7 @@
-"""What the written-answer check knows about Russian: numbers, dates, names and negation in a Russian sentence,
-read so that they can be compared with English passages (bot/writer.py). English knowledge lives in
-bot/english.py; this is its Russian counterpart, and the only place that knows Russian words.
+"""What the bot knows about Russian: numbers, dates, names and negation in a Russian sentence, read so that they
+can be compared with English passages (bot/writer.py), and the pronouns that make a question a follow-up.
+English knowledge lives in bot/english.py; this is its Russian counterpart, and the only place that knows Russian
+words.
 
 - Numbers: digits are script-free; Russian writes "40 000" (a space between thousands) and "1,5" (a decimal
   comma), "5 млн" for "5m", and the counted words from two to ten ("три дня", "трёх активистов") in any case.
@@ -85,6 +86,21 @@ _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 _NEGATION = re.compile(r"(?<![^\W\d_])(?:не|нет|ни|никогда|никто|ничего|ничто|никак\w*|нельзя|без)(?![^\W\d_])")
 # "Не менее 1000" is "at least 1,000", "не только" is "not only": a "не" that negates nothing.
 _NOT_NEGATION = re.compile(r"(?<![^\W\d_])не\s+(?:менее|более|меньше|больше|только|раз|позднее|позже|ранее|раньше)\b")
+
+
+# Pronouns standing for someone or something named before ("на сколько суток его задержали?", "сколько ей
+# лет?"), and "а" opening an ellipsis ("а коммунисты?"): a question with one follows up the last exchange.
+_POINTING_BACK = re.compile(
+    r"(?<![^\W\d_])(?:он|она|оно|они|его|её|ее|ему|ей|им|ими|их|нём|нем|ней|них|этого|этому|этом|тогда|там)"
+    r"(?![^\W\d_])",
+    re.IGNORECASE,
+)
+_ELLIPSIS = re.compile(r"^\W*а\s", re.IGNORECASE)
+
+
+def points_back(question: str) -> bool:
+    """Whether a Russian question leans on the last exchange: a pronoun for what it named, or "а …?"."""
+    return bool(_POINTING_BACK.search(question) or _ELLIPSIS.match(question))
 
 
 def is_russian(text: str) -> bool:

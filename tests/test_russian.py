@@ -14,6 +14,7 @@ from bot.russian import (
     names_in,
     negated,
     numbers_in,
+    points_back,
     transliterate,
 )
 
@@ -132,3 +133,21 @@ def test_russian_and_kazakh_are_told_apart() -> None:
     assert is_russian("Кто такой Жанболат Мамай?")
     assert not is_russian("Жаңболат Мамай кім?") and is_kazakh("Жаңболат Мамай кім?")
     assert not is_russian("Who is Mamai?")
+
+
+@pytest.mark.parametrize(
+    ("question", "follows_up"),
+    [
+        ("На сколько суток его задержали?", True),
+        ("Сколько ей лет?", True),
+        ("А коммунисты?", True),
+        ("Что они требуют?", True),
+        ("На сколько суток задержали Мамая?", False),
+        ("Кто такой Мамай?", False),
+        # Words that merely start like a pronoun are not one.
+        ("Какие партии оппозиционные?", False),
+        ("Анализ выборов", False),
+    ],
+)
+def test_a_follow_up_leans_on_a_pronoun_or_opens_with_a(question: str, follows_up: bool) -> None:
+    assert points_back(question) is follows_up

@@ -203,6 +203,23 @@ def test_a_sentence_opening_with_a_pronoun_brings_the_one_before_it(
     assert len(answer.quotes) == 2
 
 
+def test_a_russian_follow_up_is_read_with_the_last_question(
+    leg_index: Path, multilingual: FakeMultilingualEmbedder
+) -> None:
+    engine = _engine(leg_index, multilingual)
+    # Alone, "who holds it?" names nothing the articles hold.
+    assert engine.answer("Кто его носит?", Conversation(3)).outcome is Outcome.ABSTAINED
+    conversation = Conversation(3)
+    engine.answer("Что означает титул «елбасы»?", conversation)
+    follow_up = engine.answer("Кто его носит?", conversation)
+    assert multilingual.queries[-1] == "Что означает титул «елбасы»? Кто его носит?"
+    assert follow_up.outcome is Outcome.ANSWERED
+    assert ELBASY in [quote for quote, _ in follow_up.quotes]
+    # A question that names its subject is read alone, whatever came before.
+    engine.answer("На сколько суток задержали Мамая?", conversation)
+    assert multilingual.queries[-1] == "На сколько суток задержали Мамая?"
+
+
 def test_russian_question_below_the_threshold_is_not_covered(
     leg_index: Path, multilingual: FakeMultilingualEmbedder
 ) -> None:
