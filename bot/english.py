@@ -96,9 +96,10 @@ def stem(word: str) -> str:
 def words(text: str) -> list[str]:
     """Lower-case words, possessives dropped ("People’s" → "people"); hyphenated names split."""
     result = []
-    for match in _WORD.finditer(text.lower()):
-        word = re.sub(r"['’]s$", "", match.group()).replace("’", "'")
-        result.append(word)
+    for word in _WORD.findall(text.lower()):
+        if word.endswith(("'s", "’s")):
+            word = word[:-2]
+        result.append(word.replace("’", "'"))
     return result
 
 
