@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
 from pydantic import ValidationError
@@ -48,10 +47,11 @@ def _setup_logging(settings: Settings) -> None:
 
         install_redaction(settings.llm_api_key.get_secret_value())
     if settings.database_url is not None:
+        from bot.config import database_password
         from bot.logs import install_redaction
 
         # psycopg never prints a URL's password, but a library's log line might: redact it anyway.
-        install_redaction(urlsplit(settings.database_url.get_secret_value()).password or "")
+        install_redaction(database_password(settings.database_url.get_secret_value()))
     for noisy in ("sentence_transformers", "transformers", "faiss", "bm25s", "trafilatura", "htmldate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if not settings.log_questions:

@@ -142,3 +142,26 @@ class Settings(BaseSettings):
             raise ConfigError("ANSWER_MODE=llm needs LLM_MODEL, the model name the server knows")
         key = self.llm_api_key.get_secret_value().strip() if self.llm_api_key else ""
         return base_url, model, key or None
+
+
+def _database_url_parts(url: str) -> tuple[str, str, str, str, str]:
+    """(scheme, user, password, host and port, database path) of a database URL, read as libpq reads it: the user
+    information runs to the last "@" before the first "/", so a password holding "#" or "?" is found whole."""
+    scheme, _, rest = url.strip().partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, _, host = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    return scheme, user, password, host, f"/{path.split('?', 1)[0]}" if slash else ""
+
+
+def database_password(url: str) -> str:
+    """The password written in a database URL ("" when none): what log redaction must hide."""
+    return _database_url_parts(url)[2]
+
+
+def redacted_database_url(url: str) -> str:
+    """The database URL without its password or query (which may hold one), fit for logs and messages."""
+    scheme, user, _, host, path = _database_url_parts(url)
+    if not scheme or not host:
+        return "the database in DATABASE_URL"
+    return f"{scheme}://{user + '@' if user else ''}{host}{path}"

@@ -140,7 +140,7 @@ class LoadedIndex:
 
     def lexical_search(self, terms: list[str], k: int) -> list[int]:
         """Up to `k` chunks by BM25 score over `terms`, best first; chunks holding none of them are left out."""
-        if not terms or self.faiss_index.ntotal == 0:
+        if not terms or k <= 0 or self.faiss_index.ntotal == 0:
             return []
         scores = np.asarray(self.bm25.get_scores(terms), dtype=np.float32)
         return [chunk for chunk in top_positions(scores, k) if scores[chunk] > 0]
@@ -149,6 +149,8 @@ class LoadedIndex:
 def top_positions(scores: Vectors, count: int) -> list[int]:
     """The positions of the `count` highest scores, highest first (ties: lower position first), without sorting
     every score: at a million passages a full sort costs more than the search itself."""
+    if count <= 0:
+        return []
     if len(scores) <= count:
         top = np.arange(len(scores))
     else:
@@ -203,6 +205,10 @@ def looks_intact(directory: Path, manifest: Manifest) -> bool:
     """A cheap check that a version's files are those it was built with (same names, sizes and times), for
     deciding that a rebuild has nothing to do without hashing every file; `open_index` still verifies them."""
     recorded = manifest.raw.get("file_stats")
+    listing = _listing(directory)
+    # Anything foreign (a folder, a link) is left out of the stats but makes the version refused at open.
+    if None in listing.values() or listing.keys() != manifest.files.keys():
+        return False
     return isinstance(recorded, dict) and recorded == file_stats(directory)
 
 

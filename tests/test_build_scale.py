@@ -125,6 +125,15 @@ def test_damaged_version_is_not_taken_as_up_to_date(corpus_dir: Path, index_dir:
     assert not report.up_to_date and report.version != first.version
 
 
+def test_a_version_holding_something_foreign_is_not_taken_as_up_to_date(corpus_dir: Path, index_dir: Path) -> None:
+    embedder = FakeEmbedder()
+    first = build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    (index_dir / str(first.version) / "junk").mkdir()  # opening refuses it: a rebuild must not keep it
+    report = build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    assert not report.up_to_date and report.version != first.version
+    store.open_index(index_dir, embedder)
+
+
 def test_dimension_is_read_from_the_model_files(tmp_path: Path) -> None:
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},

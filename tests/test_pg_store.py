@@ -14,7 +14,7 @@ from fakes import UNIT_TEST_PARAMS, FakeEmbedder, write_article
 from pydantic import SecretStr
 
 from bot.chunking import ChunkingSettings
-from bot.config import Settings
+from bot.config import Settings, database_password
 from bot.engine import Engine, Outcome
 from bot.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.service import open_engine
@@ -249,6 +249,21 @@ def test_an_empty_database_has_no_state(database_url: str, fake_embedder: FakeEm
     assert source.published_version() is None
     with pytest.raises(IndexMissingError, match="python -m bot build"):
         source.open(fake_embedder)
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "shown"),
+    [
+        ("postgresql://bob:Sec#ret9@127.0.0.1:1/kaz", "Sec#ret9", "postgresql://bob@127.0.0.1:1/kaz"),
+        ("postgresql://bob:4242?zz@db:5432/kaz?sslmode=require", "4242?zz", "postgresql://bob@db:5432/kaz"),
+        ("postgresql://bob:p@ss@db/kaz", "p@ss", "postgresql://bob@db/kaz"),
+        ("postgresql://db/kaz", "", "postgresql://db/kaz"),
+    ],
+)
+def test_a_password_with_url_characters_is_found_whole_and_never_shown(url: str, password: str, shown: str) -> None:
+    assert database_password(url) == password
+    assert redacted(url) == shown
+    assert not password or password not in PgSource(url).describe()
 
 
 def test_the_password_never_shows() -> None:

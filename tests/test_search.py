@@ -257,6 +257,10 @@ def test_syndicated_copy_is_collapsed_in_search(syndicated_index: Path, fake_emb
     assert len(texts) == len(set(texts)), "the same text came back twice, once per file"
 
 
+def test_top_positions_of_nothing_is_nothing() -> None:
+    assert top_positions(np.array([0.5, 0.2], dtype=np.float32), 0) == []
+
+
 def test_top_positions_match_a_full_stable_sort() -> None:
     rng = np.random.default_rng(11)
     for scores in (

@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import psycopg
@@ -34,6 +33,7 @@ from psycopg import sql
 
 from bot.article_vectors import ArticleParts
 from bot.build import assemble
+from bot.config import redacted_database_url
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
@@ -63,15 +63,7 @@ TEXT_SEARCH_CONFIG = "simple"
 
 def redacted(url: str) -> str:
     """The database URL without its password, for logs and messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "the database in DATABASE_URL"
-    if not parts.scheme or not parts.hostname:
-        return "the database in DATABASE_URL"
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, f"{user}{parts.hostname}{port}", parts.path, "", ""))
+    return redacted_database_url(url)
 
 
 def _version(generation: int) -> str:
