@@ -46,7 +46,7 @@ eval: $(INSTALLED)
 fit: $(INSTALLED)
 	$(PY) -m bot fit --plot docs/curve-checking.png
 
-## Every bench/*.py that sets `IN_MAKE_BENCH = True`, with its quick defaults (at most about 10 minutes): tables
+## Every bench/*.py that sets `IN_MAKE_BENCH = True`, with its quick defaults (15 to 25 minutes, not yet timed whole): tables
 ## and plots into bench/results/. A new benchmark joins by setting that line; larger sizes are its own options.
 BENCH_SCRIPTS = $(shell grep -l '^IN_MAKE_BENCH = True' bench/*.py)
 

@@ -324,3 +324,20 @@ def test_a_bot_builds_a_missing_database_and_serves_one_built_elsewhere_as_it_is
         engine.version
     )
     assert rebuilt == ["no index has been built yet", "the corpus changed since the last build"]
+
+
+def test_a_full_rebuild_for_the_same_model_leaves_a_running_reader_its_state(
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+) -> None:
+    build_postgres(corpus_dir, PgSource(database_url), fake_embedder, ChunkingSettings())
+    reader = PgSource(database_url).open(fake_embedder)
+    query = fake_embedder.embed(["Mamai"])[0]
+    dense, lexical = reader.dense_search(query, 5), reader.lexical_search(["mamai"], 5)
+    assert dense and lexical
+    report = build_postgres(corpus_dir, PgSource(database_url), fake_embedder, ChunkingSettings(), full=True)
+    assert report.version != reader.version
+    # The tables were not dropped under it: the reader still answers from the state it opened.
+    assert reader.dense_search(query, 5) == dense
+    assert reader.lexical_search(["mamai"], 5) == lexical
+    newest = PgSource(database_url).open(fake_embedder)
+    assert newest.version == report.version and len(newest.data.chunks) == len(reader.data.chunks)

@@ -185,6 +185,17 @@ def _meta(connection: psycopg.Connection[Any]) -> dict[str, Any]:
     return {key: value for key, value in connection.execute("SELECT key, value FROM kazbot_meta").fetchall()}
 
 
+def _same_tables(meta: dict[str, Any], embedder: Embedder) -> bool:
+    """Whether tables made with `meta` hold this schema and `embedder`'s vectors (same model, same size)."""
+    model = meta.get("model")
+    return (
+        meta.get("schema_version") == SCHEMA_VERSION
+        and isinstance(model, dict)
+        and model.get("fingerprint") == embedder.fingerprint
+        and model.get("dimension") == embedder.dimension
+    )
+
+
 def _check_schema(meta: dict[str, Any], where: str) -> None:
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise IndexMismatchError(
@@ -436,13 +447,23 @@ class PgWriter:
             if _has_schema(connection):
                 row = connection.execute("SELECT coalesce(max(generation), 0) FROM kazbot_states").fetchone()
                 previous = int(row[0]) if row else 0
-            fresh = self._full or not _has_schema(connection)
+            # New tables only when the old ones cannot hold this build (none yet, another schema, another model):
+            # dropping them leaves a reader of the old state nothing, so a full rebuild for the same model
+            # replaces every document in place instead, and readers keep their state whole.
+            fresh = not _has_schema(connection) or not _same_tables(_meta(connection), self._embedder)
             if fresh:
                 # Numbering goes on across the new tables: a reader still on an old state never sees new rows.
                 create_schema(connection, self._embedder)
             register_vector(connection)
             generation = previous + 1
-            replaced = sorted(self._deletes | self._puts.keys())
+            replaced = set(self._deletes | self._puts.keys())
+            if self._full and not fresh:
+                replaced |= {
+                    str(doc_id)
+                    for (doc_id,) in connection.execute(
+                        "SELECT doc_id FROM kazbot_documents WHERE removed_in IS NULL"
+                    ).fetchall()
+                }
             for table in ("kazbot_chunks", "kazbot_documents"):
                 connection.execute(
                     sql.SQL(
@@ -456,7 +477,7 @@ class PgWriter:
                             else "doc_id = ANY(%(names)s)"
                         ),
                     ),
-                    {"generation": generation, "names": replaced},
+                    {"generation": generation, "names": sorted(replaced)},
                 )
             for parts in self._puts.values():
                 _insert(connection, parts, generation)
