@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -26,6 +28,8 @@ from bot.writer import AnswerWriter, Progress, SentenceVerdict, SourcePassage, W
 
 # Chunks retrieved per question: their sentences are the candidates for the answer.
 PASSAGES = 8
+# Sentences ranked per chunk wanted when a question not in English looks for its closest chunks.
+CLOSEST_SENTENCES_PER_CHUNK = 8
 
 # Questions not in English (the second retrieval leg, bot/multilingual.py): the best sentence by cosine with the
 # question (multilingual-e5-small) is quoted when its cosine is at least MULTILINGUAL_ANSWER_COSINE, shown as
@@ -420,21 +424,34 @@ def _citation(n: int, document: Document, sentences: list[int], index: PassageSt
 
 def closest_chunks(index: PassageStore, sentence_cosines: Vectors, k: int) -> list[Passage]:
     """The `k` chunks holding the sentences closest to a question (by the multilingual leg's cosines), best
-    first: what the model is given for a question not in English, as `search` gives it for an English one."""
-    data = index.data
-    chunk_of: dict[int, int] = {}
-    for number, row in enumerate(data.chunks):
-        for sentence in range(row.first_sentence, row.last_sentence + 1):
-            chunk_of.setdefault(sentence, number)
+    first: what the model is given for a question not in English, as `search` gives it for an English one.
+
+    Only the best sentences are sorted, and each is found in the chunk list by bisection (chunks are in sentence
+    order), so the cost does not grow with the archive beyond one pass of `argpartition`.
+    """
+    chunks = index.data.chunks
     passages: dict[int, Passage] = {}
-    for sentence in np.argsort(-sentence_cosines):
-        chunk = chunk_of.get(int(sentence))
-        if chunk is not None and chunk not in passages:
+    for sentence in _best_first(sentence_cosines, CLOSEST_SENTENCES_PER_CHUNK * k):
+        # The first chunk that holds the sentence (chunks overlap: the earlier one, as a build numbers them).
+        chunk = bisect.bisect_left(chunks, sentence, key=lambda row: row.last_sentence)
+        if chunk < len(chunks) and chunks[chunk].first_sentence <= sentence and chunk not in passages:
             cosine = float(sentence_cosines[sentence])
             passages[chunk] = Passage(chunk=chunk, score=cosine, cosine=cosine)
             if len(passages) == k:
                 break
     return list(passages.values())
+
+
+def _best_first(scores: Vectors, count: int) -> Iterator[int]:
+    """Positions by falling score: the best `count` sorted first, then (rarely needed) all the others."""
+    if len(scores) <= count:
+        yield from (int(i) for i in np.argsort(-scores, kind="stable"))
+        return
+    best = np.argpartition(-scores, count)[:count]
+    best = best[np.argsort(-scores[best], kind="stable")]
+    yield from (int(i) for i in best)
+    rest = np.setdiff1d(np.arange(len(scores)), best)
+    yield from (int(i) for i in rest[np.argsort(-scores[rest], kind="stable")])
 
 
 def writer_passages(index: PassageStore, passages: list[Passage], chosen: list[int]) -> list[SourcePassage]:

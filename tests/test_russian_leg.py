@@ -20,7 +20,7 @@ from bot.build import build_index
 from bot.chunking import ChunkingSettings
 from bot.config import Settings
 from bot.conversation import Conversation
-from bot.engine import NOT_COVERED_TEXT, Engine, Outcome
+from bot.engine import NOT_COVERED_TEXT, Engine, Outcome, closest_chunks
 from bot.errors import IndexCorruptError
 from bot.multilingual import NOT_COVERED_RU, QUOTES_IN_ENGLISH_RU, load_multilingual
 from bot.service import multilingual_model, open_engine
@@ -315,3 +315,19 @@ def test_the_note_follows_the_closest_passage_prefix() -> None:
     assert _with_quotes_note(answered, "Who is Mamai?") == answered  # English: no note
     not_covered = Answer("Кто такой Мамай?", Outcome.ABSTAINED, NOT_COVERED_TEXT)
     assert _with_quotes_note(not_covered, not_covered.question) == not_covered  # nothing quoted: no note
+
+
+@pytest.mark.parametrize("k", [1, 3, 8, 100])
+def test_the_closest_chunks_are_those_of_the_best_sentences(built_index: Path, k: int) -> None:
+    index = open_index(built_index)
+    data = index.data
+    cosines = np.random.default_rng(k).random(len(data.sentences)).astype(np.float32)
+    # The reference: every sentence by falling cosine, each in the first chunk that holds it.
+    expected: list[int] = []
+    for sentence in np.argsort(-cosines, kind="stable"):
+        chunk = next(c for c, row in enumerate(data.chunks) if row.first_sentence <= sentence <= row.last_sentence)
+        if chunk not in expected:
+            expected.append(chunk)
+    found = closest_chunks(index, cosines, k)
+    assert [p.chunk for p in found] == expected[:k]
+    assert [p.cosine for p in found] == sorted((p.cosine for p in found), reverse=True)
