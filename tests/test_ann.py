@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 from fakes import FakeEmbedder
@@ -193,7 +194,12 @@ def test_search_parameters_are_set_on_load(built_index: Path) -> None:
 def test_vectors_are_held_once(built_index: Path) -> None:
     loaded = store.open_index(built_index)
     data = loaded.data
-    assert np.shares_memory(data.chunk_vectors, ann.stored_vectors(loaded.faiss_index))
+    # The chunk vectors are FAISS's own storage, reached here another way than bot/ann.py reaches it.
+    flat = faiss.downcast_index(loaded.faiss_index)
+    pointer = flat.get_xb()  # type: ignore[attr-defined]
+    storage = faiss.rev_swig_ptr(pointer, flat.ntotal * flat.d)
+    assert np.shares_memory(data.chunk_vectors, storage)
+    assert not data.chunk_vectors.flags.owndata and not data.chunk_vectors.flags.writeable
     for vectors in (data.sentence_vectors, data.clause_vectors):
         assert isinstance(vectors, np.memmap)
     _rewrite_version(built_index, ann.AnnPolicy(0, 0, 0), at_least=ann.IVF_MIN_VECTORS)
