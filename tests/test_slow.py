@@ -73,6 +73,7 @@ def counted_build(*args, **kwargs):
             stream.write(str(calls))
 
 bot.build.build_index = counted_build
+bot.service.build_index = counted_build  # the CLI builds through bot.service.build_store
 from bot.cli import cli
 cli(["build", "--quiet", "--full"], prog_name="python -m bot")
 """
