@@ -8,8 +8,8 @@ words.
 - Dates: month and weekday names in any case ("14 ноября", "в ноябре") become the English names ("november"),
   so that "14 ноября" is checked as the number 14 and the month November, as "November 14" is in English.
 - Names: a capitalized word is transliterated (Cyrillic → Latin) and compared with the passages' words by
-  `english.spelling_key`, loosely enough for Russian endings ("Токаева" is "Tokayev") and for the usual
-  romanizations ("Мамай" is "Mamai", "Токаев" is "Toqaev", "Ак жол" is "Aq Zhol").
+  `english.spelling_key`, loosely enough for Russian endings ("Ельцина" is "Yeltsin") and for the usual
+  romanizations ("Чайковский" is "Tchaikovsky", "Жуков" is "Zhukov" or "Joukov", "Казань" is "Kazan").
 
 Kazakh (its own letters ә ғ қ ң ө ұ ү һ і) is not Russian: its words are not read here, and `is_kazakh` says so.
 """
@@ -158,7 +158,7 @@ def dates_in(text: str) -> set[str]:
 
 def names_in(sentence: str) -> list[str]:
     """Capitalized Cyrillic words, but a sentence's first word only when it is an acronym ("ЦИК"): any first
-    word is capitalized, and Russian capitalizes little else, so "Власти Алматы" names only Almaty. Month names
+    word is capitalized, and Russian capitalizes little else, so "Власти Казани" names only Kazan. Month names
     are dates, not names."""
     tokens = _WORD.findall(sentence)
     found: list[str] = []
@@ -173,7 +173,7 @@ def names_in(sentence: str) -> list[str]:
 
 
 def name_key(name: str) -> str:
-    """A Cyrillic name as `english.spelling_key` reduces a romanized one: "Токаев" and "Tokayev" get one key."""
+    """A Cyrillic name as `english.spelling_key` reduces a romanized one: "Ельцин" and "Yeltsin" get one key."""
     return spelling_key(transliterate(name).replace("-", ""))
 
 

@@ -423,7 +423,7 @@ class SentenceChecker:
         missing_dates = sorted(russian.dates_in(body) - dates_in(text) - {w for w in words(text) if w in _MONTHS})
         if missing_dates:
             return f"date {missing_dates[0].capitalize()}"
-        # Names left in Latin letters ("Nur Otan") are compared as in an English sentence.
+        # Names left in Latin letters ("Gazprom") are compared as in an English sentence.
         latin = sorted(name for name in names_in(body) if name.isascii())
         missing_latin = [name for name in latin if name not in set(words(text))]
         if missing_latin:
