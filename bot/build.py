@@ -33,7 +33,7 @@ from bot.corpus import MAX_ARTICLE_BYTES, Article, CorpusFile, fingerprint, know
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import ArticleError, ArticleGoneError, BuildError, IndexStoreError
-from bot.manifest import Manifest, chunking_manifest
+from bot.manifest import Manifest, chunking_manifest, model_manifest
 from bot.multilingual import MultilingualModel
 
 _BUILD_PREFIX = ".build-"
@@ -400,11 +400,7 @@ def _manifest(
     manifest: dict[str, Any] = {
         "format_version": store.FORMAT_VERSION,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "model": {
-            "name": embedder.name,
-            "fingerprint": embedder.fingerprint,
-            "dimension": embedder.dimension,
-        },
+        "model": model_manifest(embedder),
         "chunking": chunking_manifest(chunking),
         "corpus_fingerprint": fingerprint(files),
         "corpus_files": known_files(files),
@@ -425,11 +421,7 @@ def _manifest(
         },
     }
     if multilingual is not None:
-        manifest["multilingual"] = {
-            "name": multilingual.name,
-            "fingerprint": multilingual.fingerprint,
-            "dimension": multilingual.dimension,
-        }
+        manifest["multilingual"] = model_manifest(multilingual)
     return manifest
 
 

@@ -17,6 +17,12 @@ from bot.cleaning import CLEANER_VERSION
 from bot.corpus import fingerprint, parse_known_files, scan
 from bot.embedding import Embedder
 from bot.errors import IndexCorruptError, IndexMismatchError
+from bot.multilingual import MultilingualModel
+
+
+def model_manifest(model: Embedder | MultilingualModel) -> dict[str, Any]:
+    """Which model made a store's vectors, as its manifest records it (the embedding or the multilingual one)."""
+    return {"name": model.name, "fingerprint": model.fingerprint, "dimension": model.dimension}
 
 
 def chunking_manifest(chunking: ChunkingSettings) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from bot.chunking import ChunkingSettings
 from bot.corpus import MAX_ARTICLE_BYTES, Article, fingerprint, load_article, scan, text_key
 from bot.embedding import Embedder
 from bot.errors import ArticleError, ArticleGoneError, BuildError
-from bot.manifest import Manifest, chunking_manifest
+from bot.manifest import Manifest, chunking_manifest, model_manifest
 from bot.multilingual import MultilingualModel
 from bot.store import FORMAT_VERSION
 from bot.stores.pgvector import PgSource
@@ -166,7 +166,7 @@ def _manifest(
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "model": {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension},
+        "model": model_manifest(embedder),
         "chunking": chunking_manifest(chunking),
         "corpus_fingerprint": fingerprint(files),
         "documents": documents,
@@ -182,9 +182,5 @@ def _manifest(
         "faiss_index": "none: PostgreSQL, pgvector HNSW (inner product) and full-text search",
     }
     if multilingual is not None:
-        manifest["multilingual"] = {
-            "name": multilingual.name,
-            "fingerprint": multilingual.fingerprint,
-            "dimension": multilingual.dimension,
-        }
+        manifest["multilingual"] = model_manifest(multilingual)
     return manifest

@@ -37,7 +37,7 @@ from bot.config import redacted_database_url
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
-from bot.manifest import Manifest
+from bot.manifest import Manifest, model_manifest
 from bot.store import REBUILD_HINT, Document, IndexData, search_text
 
 log = logging.getLogger(__name__)
@@ -531,7 +531,7 @@ def create_schema(connection: psycopg.Connection[Any], embedder: Embedder) -> No
     )
     connection.execute("CREATE INDEX kazbot_chunks_document ON kazbot_chunks (document)")
     connection.execute("CREATE INDEX kazbot_chunks_terms ON kazbot_chunks USING gin (terms)")
-    model = {"name": embedder.name, "fingerprint": embedder.fingerprint, "dimension": embedder.dimension}
+    model = model_manifest(embedder)
     connection.execute(
         "INSERT INTO kazbot_meta VALUES ('schema_version', %s), ('model', %s)",
         (json.dumps(SCHEMA_VERSION), json.dumps(model)),
