@@ -10,6 +10,7 @@ that the articles do not cover the question.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from rapidfuzz.distance import OSA
 from bot import english
 from bot.embedding import Vectors
 from bot.english import AnswerType
+from bot.lexicon import sentence_statistics
 from bot.scorer import FEATURES, Matrix, ScorerParams
 from bot.search import Passage
 from bot.store import IndexData
@@ -44,6 +46,8 @@ MAX_POINT_BACK = 2
 CLOSE_SPELLING_CREDIT = 0.8
 # Single words are embedded once and kept; past this many, the least recently used are dropped.
 WORD_CACHE_SIZE = 200_000
+# Sentences whose terms are kept once counted (a question's candidates and their neighbours: about a hundred).
+SENTENCE_TERMS_CACHE = 20_000
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 _SPECIFIC_TYPES = (AnswerType.DATE, AnswerType.QUANTITY, AnswerType.PERSON, AnswerType.PLACE)
 
@@ -174,23 +178,20 @@ class SentenceScorer:
         self._data = data
         self.params = params
         self._word_vectors = word_vectors
-        self._sentence_terms = [frozenset(english.terms(data.sentence_text(i))) for i in range(len(data.sentences))]
-        document_frequency: dict[str, int] = {}
-        by_key: dict[str, set[str]] = {}
-        for i, sentence_terms in enumerate(self._sentence_terms):
-            for term in sentence_terms:
-                document_frequency[term] = document_frequency.get(term, 0) + 1
-            for word in english.content_words(data.sentence_text(i)):
-                by_key.setdefault(english.spelling_key(word), set()).add(english.stem(word))
-        total = max(1, len(self._sentence_terms))
-        self._idf = {term: math.log(1 + total / df) for term, df in document_frequency.items()}
+        statistics = data.term_statistics
+        if statistics is None:  # a store that keeps none (bot/lexicon.py): count them now
+            statistics = sentence_statistics(data.sentence_text(i) for i in range(len(data.sentences)))
+        self._idf = statistics.idf()
         # A word the articles never use is as telling as the rarest word they do.
-        self._unseen_idf = math.log(1 + total)
-        self._stems_by_key = by_key
-        self._keys = list(by_key)
-        self._clauses: dict[int, list[int]] = {}
-        for clause, sentence in enumerate(data.clause_sentences):
-            self._clauses.setdefault(sentence, []).append(clause)
+        self._unseen_idf = math.log(1 + max(1, statistics.sentences))
+        self._stems_by_key = statistics.stems_by_key
+        self._keys = list(statistics.stems_by_key)
+        # The terms of the sentences questions recently touched: candidates recur from question to question.
+        self.sentence_terms = functools.lru_cache(maxsize=SENTENCE_TERMS_CACHE)(self._terms_of)
+
+    def _terms_of(self, sentence: int) -> frozenset[str]:
+        """The stemmed content words of a sentence."""
+        return frozenset(english.terms(self._data.sentence_text(sentence)))
 
     def idf(self, term: str) -> float:
         return self._idf.get(term, self._unseen_idf)
@@ -250,8 +251,8 @@ class SentenceScorer:
         for row, (sentence, meaning) in enumerate(zip(ids, meanings, strict=True)):
             neighbours = self._neighbours(sentence)
             text = self._data.sentence_text(sentence)
-            own_terms = self._sentence_terms[sentence]
-            near_terms = own_terms.union(*(self._sentence_terms[n] for n in neighbours))
+            own_terms = self.sentence_terms(sentence)
+            near_terms = own_terms.union(*(self.sentence_terms(n) for n in neighbours))
             values = rows[row]
             values[column["cos_sentence"]] = meaning
             values[column["cos_chunk"]] = chunk_cosine[sentence]
@@ -318,12 +319,12 @@ class SentenceScorer:
 
     def _meanings(self, ids: list[int], query: Vectors) -> Vectors:
         meanings: Vectors = self._data.sentence_vectors[ids] @ query
-        clause_ids = [c for s in ids for c in self._clauses.get(s, [])]
+        clause_ids = [c for s in ids for c in self._data.clauses_of(s)]
         if clause_ids:
             # A long sentence means what its best-matching clause means ("...; and a ban on land leasing").
             best_clause = dict.fromkeys(ids, -1.0)
             for clause, cos in zip(clause_ids, self._data.clause_vectors[clause_ids] @ query, strict=True):
-                owner = self._data.clause_sentences[clause]
+                owner = int(self._data.clause_sentences[clause])
                 best_clause[owner] = max(best_clause[owner], float(cos))
             meanings = np.maximum(meanings, np.array([best_clause[s] for s in ids], dtype=np.float32))
         return meanings
@@ -360,14 +361,12 @@ class SentenceScorer:
             return 0
         bar = NEWER_ARTICLE_RATIO * candidates.best
         good = [i for i, p in enumerate(candidates.probabilities) if p >= bar]
-        documents = self._data.documents
-        return max(
-            good,
-            key=lambda i: (
-                english.date_sort_key(documents[self._data.sentences[candidates.sentences[i]].document].published),
-                -i,
-            ),
-        )
+        data = self._data
+
+        def published(i: int) -> str | None:
+            return data.document_metadata(data.sentences[candidates.sentences[i]].document).published
+
+        return max(good, key=lambda i: (english.date_sort_key(published(i)), -i))
 
     def with_antecedents(self, sentence: int) -> list[int]:
         """The sentence, preceded by those it points back to ("It was commissioned by ..."), in order."""
@@ -408,7 +407,7 @@ class SentenceScorer:
         if not self._same_document(a, b):
             return False
         rows = self._data.sentences
-        text = self._data.documents[rows[a].document].text
+        text = self._data.document_text(rows[a].document)
         return "\n" not in text[rows[a].end : rows[b].start]
 
 

@@ -14,7 +14,6 @@ import datetime as dt
 import fcntl
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -31,7 +30,6 @@ from bot.article_vectors import ArticleParts, EmbeddingPipeline, SpooledVectors,
 from bot.chunking import ChunkingSettings
 from bot.corpus import MAX_ARTICLE_BYTES, Article, CorpusFile, fingerprint, known_files, load_article, scan, text_key
 from bot.embedding import Embedder, Vectors
-from bot.english import terms
 from bot.errors import ArticleError, ArticleGoneError, BuildError, IndexStoreError
 from bot.manifest import Manifest, chunking_manifest, model_manifest
 from bot.multilingual import MultilingualModel
@@ -325,41 +323,28 @@ def _previous_parts(
         if multilingual is not None and previous.manifest.has_multilingual(multilingual)
         else None
     )
-    sentence_ids: dict[int, list[int]] = {}
-    chunk_ids: dict[int, list[int]] = {}
-    clause_ids: dict[int, list[int]] = {}
-    for sentence_id, sentence in enumerate(data.sentences):
-        sentence_ids.setdefault(sentence.document, []).append(sentence_id)
-    for chunk_id, chunk in enumerate(data.chunks):
-        chunk_ids.setdefault(chunk.document, []).append(chunk_id)
-    for clause_id, sentence_id in enumerate(data.clause_sentences):
-        clause_ids.setdefault(data.sentences[sentence_id].document, []).append(clause_id)
     parts = {}
-    for number, document in enumerate(data.documents):
-        sentences, chunks = sentence_ids.get(number, []), chunk_ids.get(number, [])
-        clauses = clause_ids.get(number, [])
-        first = sentences[0] if sentences else 0
+    for number in range(len(data.documents)):
+        document = data.documents[number]
+        sentences, chunks = data.document_sentences(number), data.document_chunks(number)
+        first = sentences.start
+        clauses = range(data.clauses_of(first).start, data.clauses_of(sentences[-1]).stop) if sentences else range(0)
         parts[document.doc_id] = ArticleParts(
             document=document,
-            sentence_spans=[(data.sentences[i].start, data.sentences[i].end) for i in sentences],
+            sentence_spans=[(row.start, row.end) for row in data.sentences[sentences.start : sentences.stop]],
             chunk_bounds=[
-                (data.chunks[c].first_sentence - first, data.chunks[c].last_sentence - first) for c in chunks
+                (row.first_sentence - first, row.last_sentence - first)
+                for row in data.chunks[chunks.start : chunks.stop]
             ],
-            chunk_vectors=data.chunk_vectors[_rows(chunks)],
-            sentence_vectors=data.sentence_vectors[_rows(sentences)],
-            clause_sentences=[data.clause_sentences[c] - first for c in clauses],
-            clause_vectors=data.clause_vectors[_rows(clauses)],
-            multilingual_vectors=None if multilingual_vectors is None else multilingual_vectors[_rows(sentences)],
+            chunk_vectors=data.chunk_vectors[chunks.start : chunks.stop],
+            sentence_vectors=data.sentence_vectors[sentences.start : sentences.stop],
+            clause_sentences=[int(data.clause_sentences[c]) - first for c in clauses],
+            clause_vectors=data.clause_vectors[clauses.start : clauses.stop],
+            multilingual_vectors=(
+                None if multilingual_vectors is None else multilingual_vectors[sentences.start : sentences.stop]
+            ),
         )
     return parts
-
-
-def _rows(ids: list[int]) -> slice | list[int]:
-    """An article's rows as a slice when they are consecutive (as builds write them): a view of the previous
-    version's vectors rather than a copy of them all."""
-    if ids and ids[-1] - ids[0] + 1 == len(ids):
-        return slice(ids[0], ids[-1] + 1)
-    return ids
 
 
 def _assemble(parts: list[ArticleParts], vectors: SpooledVectors) -> store.IndexData:
@@ -430,10 +415,7 @@ def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -
     version = f"v-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
     staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=index_dir))
     try:
-        # Interned: the same few thousand words recur across every chunk, and a list of a million chunks'
-        # tokens as separate strings was the largest thing a big build held (bench/build_scale.py).
-        bm25_tokens = [[sys.intern(t) for t in terms(data.chunk_search_text(i))] for i in range(len(data.chunks))]
-        store.write_version(staging, data, bm25_tokens, {**manifest, "version": version})
+        store.write_version(staging, data, {**manifest, "version": version})
         staging.chmod(0o755)
         staging.rename(index_dir / version)
     except BaseException:

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,19 +83,19 @@ def scan(corpus_dir: Path, known: KnownFiles | None = None) -> list[CorpusFile]:
     named pipe or a device in the folder cannot block or feed the build.
     """
     files = []
-    for path in sorted(corpus_dir.rglob("*")):
-        relative = path.relative_to(corpus_dir)
-        if any(part.startswith(".") for part in relative.parts):
+    # os.scandir rather than Path.rglob: it tells links and folders apart without a system call per file, which
+    # made the staleness check at every launch take seconds on an archive of 100,000 files.
+    for parts, entry in sorted(_entries(corpus_dir, ()), key=lambda found: found[0]):
+        name = "/".join(parts)
+        path = corpus_dir / name
+        if entry.is_symlink():
+            if entry.is_file():
+                files.append(CorpusFile(path, name, "", 0, _SYMLINK))
             continue
-        if path.is_symlink():
-            if path.is_file():
-                files.append(CorpusFile(path, relative.as_posix(), "", 0, _SYMLINK))
-            continue
-        if not path.is_file():
-            continue
-        name = relative.as_posix()
         try:
-            status = path.stat()
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            status = entry.stat(follow_symlinks=False)
             recorded = known.get(name) if known else None
             if recorded is not None and recorded[:2] == (status.st_size, status.st_mtime_ns):
                 digest = recorded[2]
@@ -106,6 +106,23 @@ def scan(corpus_dir: Path, known: KnownFiles | None = None) -> list[CorpusFile]:
             continue
         files.append(CorpusFile(path, name, digest, status.st_size, mtime_ns=status.st_mtime_ns))
     return files
+
+
+def _entries(directory: Path | str, parts: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], os.DirEntry[str]]]:
+    """Every entry below `directory` but hidden ones and what is inside linked folders, with its path's parts
+    (sorting by them orders files as paths sort: "a/b" before "a-c")."""
+    try:
+        with os.scandir(directory) as entries:
+            found = list(entries)
+    except OSError:
+        return  # A folder we may not read holds nothing we can index.
+    for entry in found:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _entries(entry.path, (*parts, entry.name))
+        else:
+            yield (*parts, entry.name), entry
 
 
 def known_files(files: list[CorpusFile]) -> dict[str, list[Any]]:

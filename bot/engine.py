@@ -189,7 +189,11 @@ class Engine:
 
     def sources(self) -> list[SourceInfo]:
         """The articles, newest first."""
-        return [SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id) for d in _newest_first(self.index)]
+        data = self.index.data
+        return [
+            SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id)
+            for d in map(data.document_metadata, _newest_first(self.index))
+        ]
 
     def answer(
         self,
@@ -331,8 +335,15 @@ def _with_quotes_note(answer: Answer, question: str) -> Answer:
     return dataclasses.replace(answer, text=f"{note}\n{answer.text}")
 
 
-def _newest_first(index: PassageStore) -> list[Document]:
-    return sorted(index.data.documents, key=lambda d: (english.date_sort_key(d.published), d.title), reverse=True)
+def _newest_first(index: PassageStore) -> list[int]:
+    """The document numbers, the newest article first."""
+    data = index.data
+
+    def newest(number: int) -> tuple[str, str]:
+        metadata = data.document_metadata(number)
+        return english.date_sort_key(metadata.published), metadata.title
+
+    return sorted(range(len(data.documents)), key=newest, reverse=True)
 
 
 def _small_talk_reply(kind: english.SmallTalk, index: PassageStore) -> str:
@@ -344,7 +355,7 @@ def _small_talk_reply(kind: english.SmallTalk, index: PassageStore) -> str:
         return "Goodbye! Come back any time with more questions about the articles."
     if kind is english.SmallTalk.ACKNOWLEDGEMENT:
         return "Ask me anything about the articles, or “What are the articles about?” for an overview."
-    titles = "; ".join(f"“{d.title}”" for d in _newest_first(index)[:3])
+    titles = "; ".join(f"“{index.data.document_metadata(n).title}”" for n in _newest_first(index)[:3])
     newest = f" The newest: {titles}." if titles else ""
     if kind is english.SmallTalk.GREETING:
         return f"Hello! I answer questions about {articles}, quoting them with their sources.{newest}"
@@ -359,11 +370,10 @@ def _overview(question: str, index: PassageStore) -> Answer:
     """The lead sentence of each article, the newest first: what the collection is about."""
     data = index.data
     leads: list[int] = []
-    for document in _newest_first(index)[:OVERVIEW_ARTICLES]:
-        number = data.documents.index(document)
-        first = next((i for i, row in enumerate(data.sentences) if row.document == number), None)
-        if first is not None:
-            leads.append(first)
+    for number in _newest_first(index)[:OVERVIEW_ARTICLES]:
+        sentences = data.document_sentences(number)
+        if sentences:
+            leads.append(sentences[0])
     if not leads:
         return Answer(question=question, outcome=Outcome.ABSTAINED, text=NOT_COVERED_TEXT)
     answer = _compose(question, Choice(Decision.ANSWER, leads), index, dated=True)

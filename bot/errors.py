@@ -41,5 +41,9 @@ class IndexMismatchError(IndexStoreError):
     """The index was built with another model, dimension or format than the one configured."""
 
 
+class IndexFormatError(IndexMismatchError):
+    """The index was written by another version of this program; a rebuild from the corpus loses nothing."""
+
+
 class BuildError(BotError):
     """The index could not be rebuilt; the previous one is still in place."""

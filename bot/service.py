@@ -10,7 +10,7 @@ from bot.config import Settings
 from bot.corpus import scan
 from bot.embedding import Embedder, SentenceTransformerEmbedder
 from bot.engine import Engine
-from bot.errors import IndexMissingError
+from bot.errors import IndexFormatError, IndexMissingError
 from bot.multilingual import MultilingualModel, load_multilingual
 from bot.stores.base import StoreSource
 from bot.stores.faiss_dir import FaissDirSource
@@ -106,6 +106,8 @@ def open_engine(
         reason = index.manifest.stale_reason(settings.corpus_dir, settings.chunking, multilingual)
     except IndexMissingError:
         reason = "no index has been built yet"
+    except IndexFormatError:  # written by an earlier version of the bot: rebuilding loses nothing
+        reason = "the index was written by another version of the bot"
     if reason is not None and index is not None and not isinstance(source, FaissDirSource) and not has_corpus(settings):
         # A bot beside a shared database, with no corpus of its own: the database is rebuilt where the corpus is.
         log.info(

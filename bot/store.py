@@ -10,8 +10,17 @@
         clause_vectors.npy        one vector per clause of a long sentence (which sentence: store.sqlite)
         sentence_vectors_e5.npy   optional: one multilingual vector per sentence, for questions not in English
                                   (bot/multilingual.py; the manifest's "multilingual" names the model)
-        store.sqlite              documents, sentences and chunks (character spans into each document)
+        store.sqlite              the documents: id, title, publisher, date, link, content hash
+        texts.bin                 the documents' texts, UTF-8, one after another (text_offsets.npy: where each
+                                  starts, in bytes), memory-mapped and decoded one document at a time
+        sentences.npy             per sentence: document, start, end (characters into its document's text)
+        chunks.npy                per chunk: document, position, first and last sentence
+        clauses.npy               per clause of a long sentence: its sentence
+        terms.json                the sentences' term statistics, for the answer scorer (bot/lexicon.py)
         bm25/                     the lexical index over chunks (bm25s, saved without pickle)
+
+Everything but the documents' metadata and the term statistics is memory-mapped at open, so an index of a
+hundred thousand articles opens in seconds and its pages are shared by every process serving it.
 
 A reader resolves `CURRENT` once and reads only that directory, so it never sees a half-written index, and
 a writer (see build.py) only ever adds directories and swaps `CURRENT`.
@@ -19,24 +28,29 @@ a writer (see build.py) only ever adds directories and swaps `CURRENT`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar, overload
 
 import bm25s
 import faiss
 import numpy as np
+import numpy.typing as npt
 
 from bot import ann
 from bot.embedding import Embedder, Vectors, sha256_file
-from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
+from bot.errors import IndexCorruptError, IndexFormatError, IndexMismatchError, IndexMissingError, IndexStoreError
+from bot.lexicon import TermStatistics, analyse
 from bot.manifest import Manifest
 
-FORMAT_VERSION = 1
+# 2: rows and texts memory-mapped, term statistics precomputed (format 1 kept them all in store.sqlite).
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 FAISS_FILE = "chunks.faiss"
@@ -45,6 +59,14 @@ SENTENCE_VECTORS = "sentence_vectors.npy"
 CLAUSE_VECTORS = "clause_vectors.npy"
 MULTILINGUAL_VECTORS = "sentence_vectors_e5.npy"
 SQLITE_FILE = "store.sqlite"
+TEXTS_FILE = "texts.bin"
+TEXT_OFFSETS = "text_offsets.npy"
+SENTENCE_ROWS = "sentences.npy"
+CHUNK_ROWS = "chunks.npy"
+CLAUSE_ROWS = "clauses.npy"
+TERMS_FILE = "terms.json"
+# Decoded document texts kept per opened version: a question reads the sentences of a few documents many times.
+TEXT_CACHE_DOCUMENTS = 256
 BM25_DIR = "bm25"
 # What `CURRENT` may name: a version directory right inside the index folder, never a path elsewhere.
 _VERSION_NAME = re.compile(r"^v-[A-Za-z0-9_-]{1,100}$")
@@ -54,6 +76,9 @@ REBUILD_HINT = "rebuild it with 'python -m bot build --full'"
 # lexical index: gigabytes at 100k articles) only when their size or modification time differs from what the
 # manifest recorded at build time, and always by `python -m bot verify`. See README, "The index".
 HASH_AT_OPEN_MAX_BYTES = 1 << 20
+
+Rows = npt.NDArray[np.int64]
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True)
@@ -87,31 +112,149 @@ def search_text(title: str, chunk_text: str) -> str:
     return f"{title}\n{chunk_text}"
 
 
+class DocumentMetadata(NamedTuple):
+    """A document's fields but its text: what listing and sorting the articles needs."""
+
+    doc_id: str
+    title: str
+    publisher: str | None
+    published: str | None
+    url: str | None
+    content_hash: str
+
+
+class StoredDocuments(Sequence[Document]):
+    """The documents of an opened version: their metadata in memory, each text decoded from the memory-mapped
+    texts file when asked for (a few recent ones kept decoded)."""
+
+    def __init__(self, metadata: list[DocumentMetadata], texts: npt.NDArray[np.uint8], offsets: Rows) -> None:
+        if len(offsets) != len(metadata) + 1 or (len(metadata) and int(offsets[-1]) > len(texts)):
+            raise ValueError("the text offsets do not match the documents")
+        self.metadata = metadata
+        self._texts = texts
+        self._offsets = offsets
+        self.text = functools.lru_cache(maxsize=TEXT_CACHE_DOCUMENTS)(self._decode)
+
+    def _decode(self, number: int) -> str:
+        """The text of document `number`."""
+        start, end = int(self._offsets[number]), int(self._offsets[number + 1])
+        return bytes(self._texts[start:end]).decode("utf-8")
+
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    @overload
+    def __getitem__(self, number: int) -> Document: ...
+
+    @overload
+    def __getitem__(self, numbers: slice) -> list[Document]: ...
+
+    def __getitem__(self, number: int | slice) -> Document | list[Document]:
+        if isinstance(number, slice):
+            return [self[n] for n in range(*number.indices(len(self)))]
+        if number < 0:
+            number += len(self)
+        return Document(*self.metadata[number], self.text(number))
+
+
+class _StoredRows(Sequence[_Row]):
+    """Rows of a memory-mapped integer table, one `make(*columns)` per row asked for."""
+
+    def __init__(self, table: Rows, make: Callable[..., _Row]) -> None:
+        self.table = table
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @overload
+    def __getitem__(self, number: int) -> _Row: ...
+
+    @overload
+    def __getitem__(self, numbers: slice) -> list[_Row]: ...
+
+    def __getitem__(self, number: int | slice) -> _Row | list[_Row]:
+        if isinstance(number, slice):
+            return [self._make(*row) for row in self.table[number].tolist()]
+        return self._make(*self.table[number].tolist())
+
+
 @dataclass
 class IndexData:
-    """Everything an index version holds, in memory; what build.py writes and the engine searches."""
+    """Everything an index version holds: what build.py writes (in lists) and the engine reads (an opened
+    version's rows, texts and vectors memory-mapped)."""
 
-    documents: list[Document]
-    sentences: list[SentenceRow]
-    chunks: list[ChunkRow]
+    documents: Sequence[Document]
+    sentences: Sequence[SentenceRow]
+    chunks: Sequence[ChunkRow]
     chunk_vectors: Vectors
     sentence_vectors: Vectors
-    clause_sentences: list[int]
+    clause_sentences: Sequence[int] | Rows
     clause_vectors: Vectors
     # One multilingual-model vector per sentence (passage side), or None when the index was built without them.
     multilingual_vectors: Vectors | None = None
+    # Counted at build time; None when the store keeps none (the scorer then counts them, bot/lexicon.py).
+    term_statistics: TermStatistics | None = None
+
+    def document_metadata(self, document: int) -> DocumentMetadata:
+        if isinstance(self.documents, StoredDocuments):
+            return self.documents.metadata[document]
+        d = self.documents[document]
+        return DocumentMetadata(d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash)
+
+    def document_text(self, document: int) -> str:
+        if isinstance(self.documents, StoredDocuments):
+            return self.documents.text(document)
+        return self.documents[document].text
 
     def sentence_text(self, sentence: int) -> str:
         row = self.sentences[sentence]
-        return self.documents[row.document].text[row.start : row.end]
+        return self.document_text(row.document)[row.start : row.end]
 
     def chunk_text(self, chunk: int) -> str:
         row = self.chunks[chunk]
-        text = self.documents[row.document].text
+        text = self.document_text(row.document)
         return text[self.sentences[row.first_sentence].start : self.sentences[row.last_sentence].end]
 
     def chunk_search_text(self, chunk: int) -> str:
-        return search_text(self.documents[self.chunks[chunk].document].title, self.chunk_text(chunk))
+        return search_text(self.document_metadata(self.chunks[chunk].document).title, self.chunk_text(chunk))
+
+    def document_sentences(self, document: int) -> range:
+        """The sentence numbers of a document (builds write each document's rows together, in order)."""
+        starts = self._sentence_starts
+        return range(int(starts[document]), int(starts[document + 1]))
+
+    def document_chunks(self, document: int) -> range:
+        starts = self._chunk_starts
+        return range(int(starts[document]), int(starts[document + 1]))
+
+    def clauses_of(self, sentence: int) -> range:
+        """The clause numbers of a sentence (written in the order of their sentences)."""
+        owners = self._clause_owners
+        return range(
+            int(np.searchsorted(owners, sentence, side="left")), int(np.searchsorted(owners, sentence, side="right"))
+        )
+
+    @functools.cached_property
+    def _sentence_starts(self) -> Rows:
+        return _starts(self.sentences, len(self.documents))
+
+    @functools.cached_property
+    def _chunk_starts(self) -> Rows:
+        return _starts(self.chunks, len(self.documents))
+
+    @functools.cached_property
+    def _clause_owners(self) -> Rows:
+        return np.asarray(self.clause_sentences, dtype=np.int64)
+
+
+def _starts(rows: Sequence[SentenceRow] | Sequence[ChunkRow], documents: int) -> Rows:
+    """Where each document's rows start (and, last, where the rows end): rows are in document order."""
+    if isinstance(rows, _StoredRows):
+        owners = rows.table[:, 0]
+    else:
+        owners = np.fromiter((row.document for row in rows), dtype=np.int64, count=len(rows))
+    return np.searchsorted(owners, np.arange(documents + 1), side="left")
 
 
 @dataclass
@@ -246,7 +389,6 @@ def damaged_files(
 def write_version(
     directory: Path,
     data: IndexData,
-    bm25_tokens: list[list[str]],
     manifest: dict[str, Any],
     ann_policy: ann.AnnPolicy = ann.DEFAULT_POLICY,
 ) -> None:
@@ -263,6 +405,14 @@ def write_version(
     if data.multilingual_vectors is not None:
         np.save(directory / MULTILINGUAL_VECTORS, data.multilingual_vectors, allow_pickle=False)
     _write_sqlite(directory / SQLITE_FILE, data)
+    _write_texts(directory, data)
+    _save_rows(directory / SENTENCE_ROWS, [(s.document, s.start, s.end) for s in data.sentences], 3)
+    _save_rows(
+        directory / CHUNK_ROWS, [(c.document, c.position, c.first_sentence, c.last_sentence) for c in data.chunks], 4
+    )
+    np.save(directory / CLAUSE_ROWS, np.asarray(data.clause_sentences, dtype=np.int64), allow_pickle=False)
+    bm25_tokens, statistics = analyse(data)
+    statistics.write(directory / TERMS_FILE)
     retriever = bm25s.BM25()
     retriever.index(bm25_tokens, show_progress=False)
     retriever.save(str(directory / BM25_DIR), show_progress=False)
@@ -282,6 +432,19 @@ def write_version(
     fsync_path(directory)
 
 
+def _save_rows(path: Path, rows: list[tuple[int, ...]], columns: int) -> None:
+    np.save(path, np.array(rows, dtype=np.int64).reshape(len(rows), columns), allow_pickle=False)
+
+
+def _write_texts(directory: Path, data: IndexData) -> None:
+    """The documents' texts one after another, a document at a time, and the byte offset of each."""
+    offsets = [0]
+    with (directory / TEXTS_FILE).open("wb") as stream:
+        for number in range(len(data.documents)):
+            offsets.append(offsets[-1] + stream.write(data.document_text(number).encode("utf-8")))
+    np.save(directory / TEXT_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
+
+
 def fsync_path(path: Path) -> None:
     """Flush a file or directory entry to disk, so a crash after it cannot leave it half-written."""
     fd = os.open(path, os.O_RDONLY)
@@ -295,33 +458,19 @@ def _write_sqlite(path: Path, data: IndexData) -> None:
     connection = sqlite3.connect(path)
     try:
         with connection:
-            connection.executescript(
+            connection.execute(
                 """
                 CREATE TABLE documents (id INTEGER PRIMARY KEY, doc_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL,
-                    publisher TEXT, published TEXT, url TEXT, content_hash TEXT NOT NULL, text TEXT NOT NULL);
-                CREATE TABLE sentences (id INTEGER PRIMARY KEY, document INTEGER NOT NULL REFERENCES documents,
-                    start INTEGER NOT NULL, "end" INTEGER NOT NULL);
-                CREATE TABLE chunks (id INTEGER PRIMARY KEY, document INTEGER NOT NULL REFERENCES documents,
-                    position INTEGER NOT NULL, first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL);
-                CREATE TABLE clauses (id INTEGER PRIMARY KEY, sentence INTEGER NOT NULL REFERENCES sentences);
+                    publisher TEXT, published TEXT, url TEXT, content_hash TEXT NOT NULL)
                 """
             )
             connection.executemany(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (i, d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash, d.text)
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (i, d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash)
                     for i, d in enumerate(data.documents)
-                ],
+                ),
             )
-            connection.executemany(
-                "INSERT INTO sentences VALUES (?, ?, ?, ?)",
-                [(i, s.document, s.start, s.end) for i, s in enumerate(data.sentences)],
-            )
-            connection.executemany(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
-                [(i, c.document, c.position, c.first_sentence, c.last_sentence) for i, c in enumerate(data.chunks)],
-            )
-            connection.executemany("INSERT INTO clauses VALUES (?, ?)", enumerate(data.clause_sentences))
     finally:
         connection.close()
 
@@ -336,7 +485,7 @@ def read_manifest(directory: Path) -> Manifest:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise IndexCorruptError(f"{directory / MANIFEST} is not valid JSON ({exc})") from None
     if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
+        raise IndexFormatError(
             f"the index has format {raw.get('format_version')!r}, this version reads {FORMAT_VERSION}"
         )
     return Manifest.parse(raw, str(directory / MANIFEST), version=directory.name)
@@ -397,7 +546,7 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
     if damaged:
         raise IndexCorruptError(f"index files missing or altered since the build: {', '.join(damaged)}")
     try:
-        data = _read_sqlite(directory / SQLITE_FILE)
+        data = _read_rows(directory)
         faiss_index = ann.read(directory / FAISS_FILE, spec)
         data.chunk_vectors = _chunk_vectors(directory, faiss_index, spec, manifest.model.dimension)
         # Memory-mapped: pages are read when a question touches them, and shared by every process serving them.
@@ -406,7 +555,7 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
         if manifest.multilingual is not None:
             data.multilingual_vectors = np.load(directory / MULTILINGUAL_VECTORS, mmap_mode="r", allow_pickle=False)
         bm25 = bm25s.BM25.load(str(directory / BM25_DIR), mmap=True, allow_pickle=False, show_progress=False)
-    except (OSError, RuntimeError, ValueError, sqlite3.Error) as exc:
+    except (OSError, RuntimeError, ValueError, IndexError, sqlite3.Error) as exc:
         raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
     dimension = manifest.model.dimension
     if faiss_index.d != dimension or (embedder is not None and dimension != embedder.dimension):
@@ -435,26 +584,51 @@ def _chunk_vectors(directory: Path, faiss_index: Any, spec: ann.AnnSpec, dimensi
     return np.zeros((0, dimension), dtype=np.float32) if stored is None else stored
 
 
-def _read_sqlite(path: Path) -> IndexData:
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _read_rows(directory: Path) -> IndexData:
+    """The documents' metadata, their texts and rows memory-mapped, and the term statistics; the vectors are
+    the caller's."""
+    connection = sqlite3.connect(f"file:{directory / SQLITE_FILE}?mode=ro", uri=True)
     try:
-        documents = [
-            Document(*row)
+        metadata = [
+            DocumentMetadata(*row)
             for row in connection.execute(
-                "SELECT doc_id, title, publisher, published, url, content_hash, text FROM documents ORDER BY id"
+                "SELECT doc_id, title, publisher, published, url, content_hash FROM documents ORDER BY id"
             )
         ]
-        sentences = [
-            SentenceRow(*row) for row in connection.execute('SELECT document, start, "end" FROM sentences ORDER BY id')
-        ]
-        chunks = [
-            ChunkRow(*row)
-            for row in connection.execute(
-                "SELECT document, position, first_sentence, last_sentence FROM chunks ORDER BY id"
-            )
-        ]
-        clause_sentences = [row[0] for row in connection.execute("SELECT sentence FROM clauses ORDER BY id")]
     finally:
         connection.close()
+    texts_path = directory / TEXTS_FILE
+    # A memory map of an empty file is refused, and an index of no documents has one.
+    texts = np.memmap(texts_path, dtype=np.uint8, mode="r") if texts_path.stat().st_size else np.zeros(0, np.uint8)
+    sentences = _load_rows(directory / SENTENCE_ROWS, 3)
+    chunks = _load_rows(directory / CHUNK_ROWS, 4)
+    clauses = _load_rows(directory / CLAUSE_ROWS, None)
+    # Checked once here, so that a damaged table is refused at open rather than failing a question later.
+    if (
+        (sentences[:, 0] >= len(metadata)).any()
+        or (chunks[:, 0] >= len(metadata)).any()
+        or (chunks[:, 2:] >= len(sentences)).any()
+        or (clauses >= len(sentences)).any()
+    ):
+        raise ValueError("a row names a document or sentence the index does not hold")
     empty = np.zeros((0, 0), dtype=np.float32)
-    return IndexData(documents, sentences, chunks, empty, empty, clause_sentences, empty)
+    return IndexData(
+        documents=StoredDocuments(metadata, texts, _load_rows(directory / TEXT_OFFSETS, None)),
+        sentences=_StoredRows(sentences, SentenceRow),
+        chunks=_StoredRows(chunks, ChunkRow),
+        chunk_vectors=empty,
+        sentence_vectors=empty,
+        clause_sentences=clauses,
+        clause_vectors=empty,
+        term_statistics=TermStatistics.read(directory / TERMS_FILE),
+    )
+
+
+def _load_rows(path: Path, columns: int | None) -> Rows:
+    """A memory-mapped integer table (a plain array view: a memmap's own indexing costs microseconds a row)."""
+    table = np.load(path, mmap_mode="r", allow_pickle=False)
+    shape_ok = table.ndim == 1 if columns is None else table.ndim == 2 and table.shape[1] == columns
+    if table.dtype != np.int64 or not shape_ok:
+        raise ValueError(f"{path.name} holds {table.dtype} {table.shape}, not the rows of an index")
+    rows: Rows = table.view(np.ndarray)
+    return rows

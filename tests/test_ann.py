@@ -162,8 +162,7 @@ def _rewrite_version(
     manifest = {key: value for key, value in loaded.manifest.raw.items() if key not in ("files", "file_stats", "ann")}
     manifest["version"] = version
     manifest["documents"] = {d.doc_id: {"content_hash": d.content_hash} for d in documents}
-    tokens = [bigger.chunk_search_text(i).lower().split() for i in range(len(chunk_rows))]
-    store.write_version(directory, bigger, tokens, manifest, ann_policy=policy)
+    store.write_version(directory, bigger, manifest, ann_policy=policy)
     (index_dir / store.CURRENT).write_text(version, encoding="utf-8")
     return directory
 

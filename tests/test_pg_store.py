@@ -55,10 +55,8 @@ def test_the_database_holds_what_the_index_directory_holds(
     _build(corpus_dir, database_url)
     stored = PgSource(database_url).open(fake_embedder)
     index = open_index(built_index, fake_embedder)
-    assert stored.data.documents == index.data.documents
-    assert stored.data.sentences == index.data.sentences
-    assert stored.data.chunks == index.data.chunks
-    assert stored.data.clause_sentences == index.data.clause_sentences
+    for rows in ("documents", "sentences", "chunks", "clause_sentences"):
+        assert list(getattr(stored.data, rows)) == list(getattr(index.data, rows)), rows
     for name in ("chunk_vectors", "sentence_vectors", "clause_vectors"):
         assert np.array_equal(getattr(stored.data, name), getattr(index.data, name)), name
     assert stored.manifest.documents == index.manifest.documents

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,21 @@ def test_fresh_index_is_used_as_it_is(corpus_dir: Path, built_index: Path, fake_
     assert _open(_settings(corpus_dir, built_index), fake_embedder) == []
     assert current_version(built_index) == version
     assert fake_embedder.texts_embedded == 0
+
+
+def test_index_of_an_earlier_format_is_rebuilt_and_reported(
+    corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder
+) -> None:
+    version = current_version(built_index)
+    assert version is not None
+    manifest_path = built_index / version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["format_version"] -= 1
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    reasons = _open(_settings(corpus_dir, built_index), fake_embedder)
+    assert reasons == ["the index was written by another version of the bot"]
+    assert current_version(built_index) != version
+    assert _open(_settings(corpus_dir, built_index), fake_embedder) == []
 
 
 def test_changed_corpus_is_rebuilt_and_reported(

@@ -137,7 +137,7 @@ def test_open_index_round_trip(built_index: Path, corpus_dir: Path, fake_embedde
     np.testing.assert_allclose(data.sentence_vectors, fake_embedder.embed(sentence_texts), atol=1e-6)
     clauses = [(i, c) for i, text in enumerate(sentence_texts) for c in split_clauses(text)]
     assert clauses, "the corpus has long sentences with clauses"
-    assert data.clause_sentences == [i for i, _ in clauses]
+    assert list(data.clause_sentences) == [i for i, _ in clauses]
     np.testing.assert_allclose(data.clause_vectors, fake_embedder.embed([c for _, c in clauses]), atol=1e-6)
     assert data.chunk_vectors.dtype == data.sentence_vectors.dtype == np.float32
 
