@@ -16,7 +16,8 @@ fresh draws from the same mixture. For each index kind, at each size, side by si
   from;
 - the search settings swept (efSearch, nprobe), with the one `bot/ann.py` records marked;
 - bm25s over synthetic token lists (Zipf-distributed vocabulary, 60 terms a passage), searched the way
-  `bot/search.py` searches it (scores for every passage, then the top 30).
+  `bot/search.py` searches it (`bot.store.bm25_top`: the postings of the question's terms summed, then the top
+  30).
 
 Writes `bench/results/search_scale.md` (or `search_scale-<sizes>.md` for other sizes) and a PNG plot beside it.
 """
@@ -42,7 +43,7 @@ import numpy.typing as npt
 
 from bot import ann
 from bot.embedding import Vectors
-from bot.store import top_positions
+from bot.store import bm25_top
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_MAKE_BENCH = True  # `make bench` runs this script with its defaults
@@ -238,8 +239,7 @@ def measure_bm25(size: int, rng: np.random.Generator) -> Row:
     for question in questions:
         terms = [f"t{i}" for i in question]
         start = time.perf_counter()
-        scores = np.asarray(retriever.get_scores(terms), dtype=np.float32)
-        top_positions(scores, CANDIDATES)
+        bm25_top(retriever, terms, CANDIDATES)
         times.append((time.perf_counter() - start) * 1000)
     return Row(
         size,

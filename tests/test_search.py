@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import bm25s
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -17,7 +18,7 @@ from bot.chunking import ChunkingSettings
 from bot.engine import Engine, Outcome
 from bot.english import terms
 from bot.search import Passage, search
-from bot.store import LoadedIndex, open_index, top_positions
+from bot.store import LoadedIndex, bm25_top, open_index, top_positions
 
 PROJECT_CORPUS = Path(__file__).resolve().parent / "data" / "news"
 TINY_TEXT = "The footbridge in Oral reopened on Monday after repairs."
@@ -272,3 +273,21 @@ def test_top_positions_match_a_full_stable_sort() -> None:
         # Passages scoring 0 share no term with the question and are never used, so their order is free.
         expected = [int(i) for i in np.argsort(-scores, kind="stable")[:30] if scores[i] > 0]
         assert [i for i in top_positions(scores, 30) if scores[i] > 0] == expected
+
+
+def test_bm25_top_ranks_as_scoring_every_passage_does() -> None:
+    """Summing only the postings of the question's terms gives bm25s's own ranking (ties: lower position)."""
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    # Few words per passage, some passages alike: ties and passages holding none of the terms both occur.
+    passages = [list(rng.choice(words, size=int(rng.integers(1, 6)))) for _ in range(300)]
+    passages += [["w1", "w2"]] * 5
+    retriever = bm25s.BM25()
+    retriever.index(passages, show_progress=False)
+    for _ in range(200):
+        terms = list(rng.choice([*words, "unknown"], size=int(rng.integers(1, 5))))
+        k = int(rng.integers(1, 40))
+        scores = np.asarray(retriever.get_scores(terms), dtype=np.float32)
+        expected = [p for p in top_positions(scores, k) if scores[p] > 0]
+        assert bm25_top(retriever, terms, k) == expected
+    assert bm25_top(retriever, ["unknown"], 5) == []
