@@ -36,7 +36,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import bm25s
 import faiss
@@ -78,17 +78,23 @@ REBUILD_HINT = "rebuild it with 'python -m bot build --full'"
 HASH_AT_OPEN_MAX_BYTES = 1 << 20
 
 Rows = npt.NDArray[np.int64]
-_Row = TypeVar("_Row")
+_Item = TypeVar("_Item")
 
 
 @dataclass(frozen=True)
-class Document:
+class DocumentMetadata:
+    """A document's fields but its text: what listing and sorting the articles needs."""
+
     doc_id: str
     title: str
     publisher: str | None
     published: str | None
     url: str | None
     content_hash: str
+
+
+@dataclass(frozen=True)
+class Document(DocumentMetadata):
     text: str
 
 
@@ -112,24 +118,40 @@ def search_text(title: str, chunk_text: str) -> str:
     return f"{title}\n{chunk_text}"
 
 
-class DocumentMetadata(NamedTuple):
-    """A document's fields but its text: what listing and sorting the articles needs."""
+class _Stored(Sequence[_Item]):
+    """A read-only sequence whose items are made when asked for (from memory-mapped files)."""
 
-    doc_id: str
-    title: str
-    publisher: str | None
-    published: str | None
-    url: str | None
-    content_hash: str
+    def __init__(self, length: int) -> None:
+        self._length = length
+
+    def _item(self, number: int) -> _Item:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, number: int) -> _Item: ...
+
+    @overload
+    def __getitem__(self, numbers: slice) -> list[_Item]: ...
+
+    def __getitem__(self, number: int | slice) -> _Item | list[_Item]:
+        if isinstance(number, slice):
+            return [self._item(n) for n in range(*number.indices(self._length))]
+        if not -self._length <= number < self._length:
+            raise IndexError(f"item {number} of {self._length}")
+        return self._item(number % self._length)
 
 
-class StoredDocuments(Sequence[Document]):
+class StoredDocuments(_Stored[Document]):
     """The documents of an opened version: their metadata in memory, each text decoded from the memory-mapped
     texts file when asked for (a few recent ones kept decoded)."""
 
     def __init__(self, metadata: list[DocumentMetadata], texts: npt.NDArray[np.uint8], offsets: Rows) -> None:
         if len(offsets) != len(metadata) + 1 or (len(metadata) and int(offsets[-1]) > len(texts)):
             raise ValueError("the text offsets do not match the documents")
+        super().__init__(len(metadata))
         self.metadata = metadata
         self._texts = texts
         self._offsets = offsets
@@ -140,42 +162,20 @@ class StoredDocuments(Sequence[Document]):
         start, end = int(self._offsets[number]), int(self._offsets[number + 1])
         return bytes(self._texts[start:end]).decode("utf-8")
 
-    def __len__(self) -> int:
-        return len(self.metadata)
-
-    @overload
-    def __getitem__(self, number: int) -> Document: ...
-
-    @overload
-    def __getitem__(self, numbers: slice) -> list[Document]: ...
-
-    def __getitem__(self, number: int | slice) -> Document | list[Document]:
-        if isinstance(number, slice):
-            return [self[n] for n in range(*number.indices(len(self)))]
-        if number < 0:
-            number += len(self)
-        return Document(*self.metadata[number], self.text(number))
+    def _item(self, number: int) -> Document:
+        d = self.metadata[number]
+        return Document(d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash, self.text(number))
 
 
-class _StoredRows(Sequence[_Row]):
+class _StoredRows(_Stored[_Item]):
     """Rows of a memory-mapped integer table, one `make(*columns)` per row asked for."""
 
-    def __init__(self, table: Rows, make: Callable[..., _Row]) -> None:
+    def __init__(self, table: Rows, make: Callable[..., _Item]) -> None:
+        super().__init__(len(table))
         self.table = table
         self._make = make
 
-    def __len__(self) -> int:
-        return len(self.table)
-
-    @overload
-    def __getitem__(self, number: int) -> _Row: ...
-
-    @overload
-    def __getitem__(self, numbers: slice) -> list[_Row]: ...
-
-    def __getitem__(self, number: int | slice) -> _Row | list[_Row]:
-        if isinstance(number, slice):
-            return [self._make(*row) for row in self.table[number].tolist()]
+    def _item(self, number: int) -> _Item:
         return self._make(*self.table[number].tolist())
 
 
@@ -199,8 +199,7 @@ class IndexData:
     def document_metadata(self, document: int) -> DocumentMetadata:
         if isinstance(self.documents, StoredDocuments):
             return self.documents.metadata[document]
-        d = self.documents[document]
-        return DocumentMetadata(d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash)
+        return self.documents[document]
 
     def document_text(self, document: int) -> str:
         if isinstance(self.documents, StoredDocuments):
