@@ -10,13 +10,13 @@ that the articles do not cover the question.
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 import numpy as np
 from rapidfuzz import process
@@ -46,8 +46,9 @@ MAX_POINT_BACK = 2
 CLOSE_SPELLING_CREDIT = 0.8
 # Single words are embedded once and kept; past this many, the least recently used are dropped.
 WORD_CACHE_SIZE = 200_000
-# Sentences whose terms are kept once counted (a question's candidates and their neighbours: about a hundred).
-SENTENCE_TERMS_CACHE = 20_000
+# What a candidate sentence says is read once and kept for the next questions it is a candidate for; past this
+# many sentences (about 2 kB each), the least recently used are dropped.
+SENTENCE_CACHE_SIZE = 20_000
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 _SPECIFIC_TYPES = (AnswerType.DATE, AnswerType.QUANTITY, AnswerType.PERSON, AnswerType.PLACE)
 
@@ -142,30 +143,111 @@ class _TermMatch:
 class WordVectors:
     """Vectors of single words, each embedded once and kept (least recently used dropped past `capacity`).
 
-    Shared by the worker threads that answer questions, and kept across index reloads: words recur.
+    Shared by the worker threads that answer questions, and kept across index reloads: words recur. The vectors
+    are rows of one matrix (grown as needed), so that the few hundred words of a question's candidates are read
+    with one indexing operation, not gathered one array at a time.
     """
 
     def __init__(self, embed: Callable[[list[str]], Vectors], capacity: int = WORD_CACHE_SIZE) -> None:
         self._embed = embed
         self._capacity = capacity
-        self._vectors: OrderedDict[str, Vectors] = OrderedDict()
+        self._rows: OrderedDict[str, int] = OrderedDict()  # word -> its row of `_matrix`, least recently used first
+        self._matrix: Vectors | None = None
         self._lock = threading.Lock()
 
     def __call__(self, words_to_embed: list[str]) -> Vectors:
         with self._lock:
-            found = {w: self._vectors[w] for w in words_to_embed if w in self._vectors}
-        missing = [w for w in dict.fromkeys(words_to_embed) if w not in found]
-        if missing:
-            # A batch of at least two texts: a single one would pass through (and evict) the question cache.
-            embedded = self._embed([*missing, "."])[: len(missing)]
-            found.update(zip(missing, embedded, strict=True))
+            rows = [self._rows.get(w, -1) for w in words_to_embed]
+            # A copy, taken under the lock: rows are reused for other words once theirs are dropped.
+            known = self._matrix[rows] if self._matrix is not None else None
+            for word, row in zip(words_to_embed, rows, strict=True):
+                if row >= 0:
+                    self._rows.move_to_end(word)
+        missing = list(dict.fromkeys(w for w, row in zip(words_to_embed, rows, strict=True) if row < 0))
+        if not missing:
+            return known if known is not None else np.zeros((0, 0), dtype=np.float32)
+        # A batch of at least two texts: a single one would pass through (and evict) the question cache.
+        fresh = dict(zip(missing, self._embed([*missing, "."])[: len(missing)], strict=True))
         with self._lock:
-            for word, vector in found.items():
-                self._vectors[word] = vector
-                self._vectors.move_to_end(word)
-            while len(self._vectors) > self._capacity:
-                self._vectors.popitem(last=False)
-        return np.stack([found[w] for w in words_to_embed])
+            self._keep(fresh)
+        if known is None:
+            known = np.empty((len(words_to_embed), len(next(iter(fresh.values())))), dtype=np.float32)
+        for i, (word, row) in enumerate(zip(words_to_embed, rows, strict=True)):
+            if row < 0:
+                known[i] = fresh[word]
+        return known
+
+    def _keep(self, fresh: dict[str, Vectors]) -> None:
+        """Store new words (under the lock), each in a free row or in the row of the least recently used."""
+        for word, vector in fresh.items():
+            if word in self._rows:
+                continue  # another thread embedded it meanwhile
+            if len(self._rows) >= self._capacity:
+                _, row = self._rows.popitem(last=False)
+            else:
+                row = len(self._rows)  # rows stay dense: one is reused only once the matrix is full
+            if self._matrix is None or row >= len(self._matrix):
+                grown = np.empty((min(self._capacity, max(1024, 2 * row)), len(vector)), dtype=np.float32)
+                if self._matrix is not None:
+                    grown[: len(self._matrix)] = self._matrix
+                self._matrix = grown
+            self._matrix[row] = vector
+            self._rows[word] = row
+
+
+@dataclass(frozen=True)
+class _SentenceFacts:
+    """What one sentence says whatever the question: what the scorer would otherwise read again from its text
+    for every question it is a candidate for."""
+
+    text: str
+    terms: frozenset[str]
+    content_words: tuple[str, ...]
+    numbers: tuple[english.NumberMention, ...]
+    dated: bool
+    names: tuple[frozenset[str], ...]
+    person_nouns: frozenset[str]
+    reason: bool
+    points_back: bool
+
+    @classmethod
+    def read(cls, text: str) -> _SentenceFacts:
+        return cls(
+            text=text,
+            terms=frozenset(english.terms(text)),
+            content_words=tuple(english.content_words(text)),
+            numbers=english.number_mentions(text),
+            dated=english.mentions_date(text),
+            names=english.name_stems(text),
+            person_nouns=english.person_nouns(text),
+            reason=english.mentions_reason(text),
+            points_back=english.points_back(text),
+        )
+
+
+class _SentenceFactsCache:
+    """`_SentenceFacts` by sentence number, least recently used dropped past `capacity`; shared by the threads
+    that answer, and dropped with the scorer (sentence numbers belong to one index version)."""
+
+    def __init__(self, text: Callable[[int], str], capacity: int = SENTENCE_CACHE_SIZE) -> None:
+        self._text = text
+        self._capacity = capacity
+        self._facts: OrderedDict[int, _SentenceFacts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, sentences: Sequence[int]) -> dict[int, _SentenceFacts]:
+        with self._lock:
+            found = {s: self._facts[s] for s in sentences if s in self._facts}
+            for sentence in found:
+                self._facts.move_to_end(sentence)
+        missing = {s: _SentenceFacts.read(self._text(s)) for s in sentences if s not in found}
+        if missing:
+            with self._lock:
+                self._facts.update(missing)
+                while len(self._facts) > self._capacity:
+                    self._facts.popitem(last=False)
+            found.update(missing)
+        return found
 
 
 class SentenceScorer:
@@ -186,12 +268,6 @@ class SentenceScorer:
         self._unseen_idf = math.log(1 + max(1, statistics.sentences))
         self._stems_by_key = statistics.stems_by_key
         self._keys = list(statistics.stems_by_key)
-        # The terms of the sentences questions recently touched: candidates recur from question to question.
-        self.sentence_terms = functools.lru_cache(maxsize=SENTENCE_TERMS_CACHE)(self._terms_of)
-
-    def _terms_of(self, sentence: int) -> frozenset[str]:
-        """The stemmed content words of a sentence."""
-        return frozenset(english.terms(self._data.sentence_text(sentence)))
 
     def idf(self, term: str) -> float:
         return self._idf.get(term, self._unseen_idf)
@@ -224,6 +300,11 @@ class SentenceScorer:
                 matches.append(_TermMatch(share * weight, stems))
         return matches
 
+    @cached_property
+    def _facts(self) -> _SentenceFactsCache:
+        # Made on first use: a scorer whose index only serves searches never holds one.
+        return _SentenceFactsCache(self._data.sentence_text)
+
     def candidates(self, question: Question, query_vector: Vectors, passages: Sequence[Passage]) -> Candidates:
         """Every sentence of the retrieved passages, scored, best first."""
         chunk_cosine: dict[int, float] = {}
@@ -244,36 +325,44 @@ class SentenceScorer:
         asked_stems = frozenset(s for t in question_terms for s in t.stems) | {
             english.stem(w) for w in question.words + question.context_words
         }
-        vectors = self._data.sentence_vectors
-        soft = self._soft_matches(question, ids)
+        neighbours = {sentence: self._neighbours(sentence) for sentence in ids}
+        facts = self._facts(sorted({*ids, *(n for near in neighbours.values() for n in near)}))
+        # The neighbours' rows read in one go, not one memory-mapped row at a time; each row's own dot product
+        # (not one matrix product) keeps every cosine to the last bit what it was.
+        near_ids = sorted({n for near in neighbours.values() for n in near})
+        near_rows = np.asarray(self._data.sentence_vectors[near_ids])
+        near_cosine = {n: float(vector @ query) for n, vector in zip(near_ids, near_rows, strict=True)}
+        soft = self._soft_matches(question, [facts[s] for s in ids])
+        typed = question.answer_type in _SPECIFIC_TYPES
+        definition = typed and english.is_definition(question.text)
         rows = np.zeros((len(ids), len(FEATURES)))
         column = _FEATURE_INDEX
         for row, (sentence, meaning) in enumerate(zip(ids, meanings, strict=True)):
-            neighbours = self._neighbours(sentence)
-            text = self._data.sentence_text(sentence)
-            own_terms = self.sentence_terms(sentence)
-            near_terms = own_terms.union(*(self.sentence_terms(n) for n in neighbours))
+            near = neighbours[sentence]
+            own = facts[sentence]
+            own_terms = own.terms
+            near_terms = own_terms.union(*(facts[n].terms for n in near))
             values = rows[row]
             values[column["cos_sentence"]] = meaning
             values[column["cos_chunk"]] = chunk_cosine[sentence]
-            values[column["cos_neighbour"]] = max((float(vectors[n] @ query) for n in neighbours), default=0.0)
+            values[column["cos_neighbour"]] = max((near_cosine[n] for n in near), default=0.0)
             values[column["retrieval_rank"]] = 1.0 / (1 + chunk_rank[sentence])
             values[column["terms"]] = _share(question_terms, own_terms, total)
             values[column["terms_neighbours"]] = _share(question_terms, near_terms, total)
             values[column["terms_soft"]] = soft[row]
             values[column["unmatched"]] = unmatched
-            if question.answer_type in _SPECIFIC_TYPES:
+            if typed:
                 values[column["type_asked"]] = 1.0
-                if self._holds_type(question, text, asked_stems):
+                if self._holds_type(question, own, asked_stems, definition):
                     values[column["type_found"]] = 1.0
-                elif any(self._holds_type(question, self._data.sentence_text(n), asked_stems) for n in neighbours):
+                elif any(self._holds_type(question, facts[n], asked_stems, definition) for n in near):
                     values[column["type_near"]] = 1.0
             if question.answer_type is AnswerType.QUANTITY and question.measured:
-                values[column["measure_found"]] = float(english.mentions_quantity(text, question.measured)[1])
+                values[column["measure_found"]] = float(english.quantity_among(own.numbers, question.measured)[1])
             if question.answer_type is AnswerType.REASON:
-                values[column["reason_found"]] = float(english.mentions_reason(text))
+                values[column["reason_found"]] = float(own.reason)
             values[column["new_words"]] = math.log1p(len(own_terms - asked_stems)) / math.log(32)
-            values[column["points_back"]] = float(english.points_back(text))
+            values[column["points_back"]] = float(own.points_back)
         rows[:, column["cos_gap"]] = rows[:, column["cos_sentence"]] - rows[:, column["cos_sentence"]].max()
         rows[:, column["terms_gap"]] = rows[:, column["terms"]] - rows[:, column["terms"]].max()
         probabilities = self.params.probabilities(rows)
@@ -284,38 +373,41 @@ class SentenceScorer:
             probabilities=[float(probabilities[i]) for i in order],
         )
 
-    def _soft_matches(self, question: Question, ids: list[int]) -> list[float]:
+    def _soft_matches(self, question: Question, sentences: list[_SentenceFacts]) -> list[float]:
         """Per sentence, the IDF-weighted mean over the question's words of the closest word in meaning that
         the sentence holds (1 for the word itself): "spouse" finds "wife", "pledges" finds "promises"."""
         asked = [w for w in question.words if not w.isdigit()]
         if not asked:
-            return [0.0] * len(ids)
-        sentence_words = [english.content_words(self._data.sentence_text(s)) for s in ids]
-        vocabulary = list(dict.fromkeys(w for found in sentence_words for w in found))
+            return [0.0] * len(sentences)
+        vocabulary = list(dict.fromkeys(w for found in sentences for w in found.content_words))
         if not vocabulary:
-            return [0.0] * len(ids)
+            return [0.0] * len(sentences)
         vectors = self._word_vectors(asked + vocabulary)
         similarity = vectors[: len(asked)] @ vectors[len(asked) :].T
         column = {w: i for i, w in enumerate(vocabulary)}
         weights = np.array([self.idf(english.stem(w)) for w in asked])
-        result = []
-        for found in sentence_words:
-            if not found:
-                result.append(0.0)
-                continue
-            best = similarity[:, [column[w] for w in found]].max(axis=1)
-            result.append(float(np.clip(best, 0.0, 1.0) @ weights / weights.sum()))
+        holding = [i for i, found in enumerate(sentences) if found.content_words]
+        # Every sentence's words side by side, then the best of each sentence's run: one reduction for all.
+        columns = [column[w] for i in holding for w in sentences[i].content_words]
+        starts = np.cumsum([0] + [len(sentences[i].content_words) for i in holding[:-1]])
+        best = np.ascontiguousarray(np.clip(np.maximum.reduceat(similarity[:, columns], starts, axis=1), 0.0, 1.0).T)
+        result = [0.0] * len(sentences)
+        total = weights.sum()
+        for i, closest in zip(holding, best, strict=True):
+            result[i] = float(closest @ weights / total)
         return result
 
-    def _holds_type(self, question: Question, text: str, asked: frozenset[str]) -> bool:
+    def _holds_type(self, question: Question, facts: _SentenceFacts, asked: frozenset[str], definition: bool) -> bool:
+        """Whether the sentence holds the kind of answer asked for; `definition`: the question asks what or who
+        something is (`english.is_definition`), which any sentence about it answers."""
         kind = question.answer_type
         if kind is AnswerType.DATE:
-            return english.mentions_date(text)
+            return facts.dated
         if kind is AnswerType.QUANTITY:
-            return english.mentions_quantity(text, question.measured)[0]
-        if english.is_definition(question.text) or english.mentions_new_name(text, asked):
+            return english.quantity_among(facts.numbers, question.measured)[0]
+        if definition or english.new_name_among(facts.names, asked):
             return True
-        return kind is AnswerType.PERSON and english.mentions_person_noun(text, asked)
+        return kind is AnswerType.PERSON and bool(facts.person_nouns - asked)
 
     def _meanings(self, ids: list[int], query: Vectors) -> Vectors:
         meanings: Vectors = self._data.sentence_vectors[ids] @ query
@@ -415,6 +507,9 @@ def _share(question_terms: list[_TermMatch], sentence_terms: frozenset[str], tot
     """The weight of the question's terms a sentence holds (in any counted spelling), over their total."""
     found = 0.0
     for term in question_terms:
-        credit = max((c for s, c in term.stems.items() if s in sentence_terms), default=0.0)
+        credit = 0.0
+        for stem, c in term.stems.items():
+            if c > credit and stem in sentence_terms:
+                credit = c
         found += term.weight * credit
     return found / total

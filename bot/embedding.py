@@ -117,6 +117,7 @@ class SentenceTransformerEmbedder:
         # two cores gain nothing from parallel encoding: one `encode` at a time. Questions that arrive while
         # one runs wait together and are then encoded in one call (`QuestionBatcher`).
         self._lock = threading.Lock()
+        self._question_batch = question_batch
         self._questions = QuestionBatcher(self._encode, question_batch)
 
     @property
@@ -155,6 +156,10 @@ class SentenceTransformerEmbedder:
         if len(texts) == 1:
             # Questions are embedded one at a time and are often repeated: cache those.
             return self._embed_one(texts[0]).copy()
+        if len(texts) <= self._question_batch:
+            # A few texts (the new words of a question, for the synonym check) join the questions waiting for
+            # the model rather than taking a call of their own: a call costs several times a text in a batch.
+            return self._questions.embed_many(texts)
         return self._encode(texts)
 
     def _embed_question(self, text: str) -> Vectors:
@@ -188,9 +193,9 @@ def dimension_from_files(location: Path) -> int | None:
 
 
 class _Request:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.vector: Vectors | None = None
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.vectors: Vectors | None = None
         self.error: BaseException | None = None
         self.lead = False  # handed the encoding of the queue by the thread that led before
         self.ready = threading.Event()
@@ -199,9 +204,10 @@ class _Request:
 class QuestionBatcher:
     """Embeds texts that arrive from many threads at once in shared `encode` calls (micro-batching).
 
-    No thread waits for a timer: the first caller encodes its text at once; callers that arrive while an encode
-    runs queue up, and the next encode takes all of them (up to `max_batch`). The thread whose text is done
-    hands the queue to one of the waiting threads, so no caller is kept working for others after its answer.
+    No thread waits for a timer: the first caller encodes its texts at once; callers that arrive while an encode
+    runs queue up, and the next encode takes as many of them as fit in `max_batch` texts (at least one caller,
+    whose texts are never split). The thread whose texts are done hands the queue to one of the waiting
+    threads, so no caller is kept working for others after its answer.
     """
 
     def __init__(self, encode: Callable[[list[str]], Vectors], max_batch: int) -> None:
@@ -212,7 +218,13 @@ class QuestionBatcher:
         self._leading = False
 
     def embed(self, text: str) -> Vectors:
-        request = _Request(text)
+        """One text's vector."""
+        vector: Vectors = self.embed_many([text])[0]
+        return vector
+
+    def embed_many(self, texts: list[str]) -> Vectors:
+        """One row per text, encoded in one call (with other callers' texts when they wait at the same time)."""
+        request = _Request(texts)
         with self._lock:
             self._pending.append(request)
             request.lead = not self._leading
@@ -224,19 +236,26 @@ class QuestionBatcher:
             else:
                 request.ready.wait()
                 request.ready.clear()
-            if request.vector is not None:
-                return request.vector
+            if request.vectors is not None:
+                return request.vectors
             if request.error is not None:
                 raise request.error
 
     def _lead_once(self) -> None:
         """Encode one batch from the queue, then hand leadership on (or give it up when the queue is empty)."""
         with self._lock:
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            taken = 1
+            count = len(self._pending[0].texts)
+            while taken < len(self._pending) and count + len(self._pending[taken].texts) <= self._max_batch:
+                count += len(self._pending[taken].texts)
+                taken += 1
+            batch, self._pending = self._pending[:taken], self._pending[taken:]
         try:
-            vectors = self._encode([request.text for request in batch])
-            for request, vector in zip(batch, vectors, strict=True):
-                request.vector = vector
+            vectors = self._encode([text for request in batch for text in request.texts])
+            offset = 0
+            for request in batch:
+                request.vectors = vectors[offset : offset + len(request.texts)]
+                offset += len(request.texts)
         except BaseException as exc:  # Every caller in the batch gets the error, as if it had encoded alone.
             for request in batch:
                 request.error = exc

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
 
@@ -287,21 +288,47 @@ def mentions_date(text: str) -> bool:
     return bool(_DATE.search(text))
 
 
-def mentions_quantity(text: str, measured: frozenset[str] = frozenset()) -> tuple[bool, bool]:
-    """Whether the text holds a number (digits or words, any unit), and whether one is followed closely by
-    what the question counts or measures."""
+@dataclass(frozen=True)
+class NumberMention:
+    """A number in a text as `quantity_among` weighs it: a percent sign or word right after it, the stems of
+    the first terms from it on (what it counts), and whether it is a bare year."""
+
+    percent: bool
+    following: frozenset[str]
+    year: bool
+
+
+def number_mentions(text: str) -> tuple[NumberMention, ...]:
+    """Every number in the text (digits or words, any unit), read once so that a scorer can keep them and weigh
+    them against each question's measure without reading the text again."""
+    return tuple(
+        NumberMention(
+            percent=bool(_PERCENT.search(text, match.start(), match.end() + 9)),
+            following=frozenset(terms(text[match.start() : match.end() + 40])[:4]),
+            year=bool(re.fullmatch(r"[12]\d{3}", match.group())),
+        )
+        for match in _NUMBER.finditer(text)
+    )
+
+
+def quantity_among(numbers: tuple[NumberMention, ...], measured: frozenset[str]) -> tuple[bool, bool]:
+    """`mentions_quantity` of the text these numbers were read from."""
     wants_percent = bool(measured & {"percentag", "share", "proport", "cent"})
     found = False
-    for match in _NUMBER.finditer(text):
-        if wants_percent and _PERCENT.search(text, match.start(), match.end() + 9):
-            return True, True
-        if measured & set(terms(text[match.start() : match.end() + 40])[:4]):
+    for number in numbers:
+        if (wants_percent and number.percent) or measured & number.following:
             return True, True
         # "in 1990" dates the sentence; it counts nothing unless the question asks in years.
-        if re.fullmatch(r"[12]\d{3}", match.group()) and not measured & {"year", "old", "long"}:
+        if number.year and not measured & {"year", "old", "long"}:
             continue
         found = True
     return found, False
+
+
+def mentions_quantity(text: str, measured: frozenset[str] = frozenset()) -> tuple[bool, bool]:
+    """Whether the text holds a number (digits or words, any unit), and whether one is followed closely by
+    what the question counts or measures."""
+    return quantity_among(number_mentions(text), measured)
 
 
 def name_spans(text: str) -> list[str]:
@@ -340,18 +367,33 @@ def quoted_speakers(text: str) -> list[str]:
     ]
 
 
+def name_stems(text: str) -> tuple[frozenset[str], ...]:
+    """The stems of the content words of each name in the text, for `new_name_among`."""
+    return tuple(
+        frozenset(stem(w) for w in words(match.group()) if w not in STOPWORDS)
+        for match in _NAME.finditer(text)
+        # A capital that only opens the sentence names nothing.
+        if not (match.start() == 0 and " " not in match.group())
+    )
+
+
+def new_name_among(names: tuple[frozenset[str], ...], question_stems: frozenset[str]) -> bool:
+    """`mentions_new_name` of the text these `name_stems` were read from."""
+    return any(not found <= question_stems for found in names)
+
+
 def mentions_new_name(text: str, question_stems: frozenset[str]) -> bool:
     """A name in the text that the question does not already say (the answer to "who" or "where")."""
-    for match in _NAME.finditer(text):
-        if match.start() == 0 and " " not in match.group():
-            continue  # A capital that only opens the sentence names nothing.
-        if any(stem(w) not in question_stems for w in words(match.group()) if w not in STOPWORDS):
-            return True
-    return False
+    return new_name_among(name_stems(text), question_stems)
+
+
+def person_nouns(text: str) -> frozenset[str]:
+    """The stems of the nouns for people and bodies of people that the text holds, for `mentions_person_noun`."""
+    return _PERSON_NOUNS & frozenset(terms(text))
 
 
 def mentions_person_noun(text: str, question_stems: frozenset[str]) -> bool:
-    return bool(_PERSON_NOUNS & (set(terms(text)) - question_stems))
+    return bool(person_nouns(text) - question_stems)
 
 
 def mentions_reason(text: str) -> bool:

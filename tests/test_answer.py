@@ -160,3 +160,38 @@ def test_json_line_reports_outcome_and_confidence(small_engine: Engine) -> None:
     assert 0.5 <= line["confidence"] <= 1.0
     chat = answer_json(small_engine.answer("hello"))
     assert chat["outcome"] == "chat" and chat["confidence"] is None
+
+
+def test_sentence_facts_are_read_once_and_stay_right_past_the_cache_size() -> None:
+    from bot.answer import _SentenceFactsCache
+
+    texts = ["In 1990 the council had 107 seats.", "Jane Doe leads the party.", "It rained.", "Nobody came."]
+    read: list[int] = []
+
+    def text(sentence: int) -> str:
+        read.append(sentence)
+        return texts[sentence]
+
+    facts = _SentenceFactsCache(text, capacity=2)
+    first = facts([0, 1, 2, 3])
+    assert [first[s].text for s in range(4)] == texts
+    assert first[2].points_back and not first[3].points_back
+    assert first[1].names and first[0].numbers
+    again = facts([2, 3, 0])
+    assert read == [0, 1, 2, 3, 0]  # 2 and 3 were kept; 0 was dropped (two at most) and read again
+    assert again[0] == first[0]
+
+
+def test_candidates_are_the_same_when_the_sentence_cache_holds_every_sentence_or_almost_none(
+    small_engine: Engine,
+) -> None:
+    from bot.answer import _SentenceFactsCache
+
+    questions = ["Who commissioned the tapestry?", "How long is the cloth?", "When did the bridge open?"]
+    roomy = [small_engine.candidates(q)[1] for q in questions]
+    _, scorer = small_engine.live.current()
+    scorer.__dict__["_facts"] = _SentenceFactsCache(scorer._data.sentence_text, capacity=1)
+    tight = [small_engine.candidates(q)[1] for q in questions]
+    for a, b in zip(roomy, tight, strict=True):
+        assert a.sentences == b.sentences
+        assert (a.features == b.features).all()

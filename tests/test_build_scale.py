@@ -195,3 +195,39 @@ def test_question_batcher_gives_every_caller_the_error() -> None:
         batcher.embed("anything")
     with pytest.raises(RuntimeError, match="model failed"):  # and the batcher is not left stuck
         batcher.embed("again")
+
+
+def test_question_batcher_keeps_each_callers_texts_together_and_in_order() -> None:
+    calls: list[list[str]] = []
+    first_started, release = threading.Event(), threading.Event()
+
+    def encode(texts: list[str]) -> Vectors:
+        calls.append(list(texts))
+        if len(calls) == 1:
+            first_started.set()
+            release.wait(5)
+        return np.array([[float(len(text)), float(text.count("a"))] for text in texts], dtype=np.float32)
+
+    batcher = QuestionBatcher(encode, max_batch=4)
+    asked = {"question": ["a question"], "words": ["aa", "b", "aaa"], "more": ["c", "dd"], "big": list("abcdef")}
+    results: dict[str, Vectors] = {}
+
+    def ask(name: str) -> None:
+        results[name] = batcher.embed_many(asked[name])
+
+    first = threading.Thread(target=ask, args=("question",))
+    first.start()
+    assert first_started.wait(5)
+    others = []
+    for name in ("words", "more", "big"):  # queued in this order while the first encode runs
+        others.append(threading.Thread(target=ask, args=(name,)))
+        others[-1].start()
+        while not any(request.texts is asked[name] for request in batcher._pending):
+            threading.Event().wait(0.01)
+    release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+    # Three words fit with the question's batch limit of four, the next two would not; six never split.
+    assert calls == [["a question"], ["aa", "b", "aaa"], ["c", "dd"], list("abcdef")]
+    for name, texts in asked.items():
+        assert results[name].tolist() == [[float(len(text)), float(text.count("a"))] for text in texts]

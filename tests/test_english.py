@@ -261,3 +261,22 @@ def test_requests_naming_only_the_collection_are_overviews(message: str, overvie
 def test_recognisers_do_not_overreach(check: object, expected: object) -> None:
     assert callable(check)
     assert check() == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Turnout was 63% this year, up from sixty per cent in 2015.",
+        "The council has 107 seats; seven went to the party in 1990.",
+        "Jane Doe, the party's leader, met the President of the Commission in Paris.",
+        "Officials said hundreds of protesters marched.",
+        "Nobody came.",
+    ],
+)
+def test_what_a_text_says_read_once_gives_what_reading_it_each_time_gives(text: str) -> None:
+    numbers, names, nouns = english.number_mentions(text), english.name_stems(text), english.person_nouns(text)
+    for measured in (frozenset(), frozenset({"seat"}), frozenset({"percentag"}), frozenset({"year"})):
+        assert english.quantity_among(numbers, measured) == english.mentions_quantity(text, measured)
+    for asked in (frozenset(), frozenset({"jane", "doe"}), frozenset({"parti", "leader", "offici"})):
+        assert english.new_name_among(names, asked) is english.mentions_new_name(text, asked)
+        assert bool(nouns - asked) is english.mentions_person_noun(text, asked)
