@@ -47,7 +47,7 @@ fit: $(INSTALLED)
 	$(PY) -m bot fit --plot docs/curve-checking.png
 
 ## Every bench/*.py that sets `IN_MAKE_BENCH = True`, with its quick defaults: tables and plots into bench/results/.
-## Timed whole: 5 min 37 s on the 2-core VM with another worker running (load average 2.3-3.9; the budget is
+## Timed whole: 5 min 57 s on the 2-core VM with another worker running (load average 1.6-4.9; the budget is
 ## 10 minutes; about 27 minutes before the defaults were trimmed). A new benchmark joins by setting that line;
 ## larger sizes are its own options (bench/README.md). Each script's time and the total are printed at the end of
 ## its run, so a run that outgrows the budget shows.

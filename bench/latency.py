@@ -40,9 +40,9 @@ RESULTS = ROOT / "bench/results"  # the committed summary (latency.md, latency.p
 IN_MAKE_BENCH = True  # `make bench` runs this script with its defaults
 AIM = 1.5  # the end-to-end median should be within this factor of the floor's median
 WARMUP_QUESTIONS = 5
-# 5 passes (240 samples of each, enough for a p99) keep `make bench` within its budget: about a minute here,
-# where 20 took 3.4 minutes under another worker's load. `--repeats 20` for a steadier tail.
-DEFAULT_REPEATS = 5
+# 4 passes (192 samples of each; the p99 is the second-slowest) keep `make bench` within its budget: 5 took
+# 106-127 s and 20 took 3.4 minutes under another worker's load. `--repeats 20` for a steadier tail.
+DEFAULT_REPEATS = 4
 FLOOR = "floor"
 ANSWER = "answer"
 

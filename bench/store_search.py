@@ -1,6 +1,6 @@
 """Dense search in the PostgreSQL store (pgvector HNSW): latency and recall@10 against exact search, by size.
 
-    .venv/bin/python bench/store_search.py [--sizes N ...] [--queries 200] [--database-url URL] [--out DIR]
+    .venv/bin/python bench/store_search.py [--sizes N ...] [--queries 100] [--database-url URL] [--out DIR]
 
 For each size, synthetic unit vectors (384 dimensions, as all-MiniLM-L6-v2's) are loaded into the store's own
 tables (`create_schema`, then COPY, then the HNSW index built as the store builds it, timed), and each query
@@ -47,9 +47,11 @@ EF_SEARCHES = (40, 200)
 
 
 KINDS = ("clustered", "uniform")
-# 10k and 20k keep `make bench` within its budget (about a minute here); 10k and 40k took nearly two, mostly
-# building the HNSW indexes. `--sizes 10000 40000` (or larger) for more.
+# 10k and 20k vectors and 100 queries keep `make bench` within its budget (10k and 20k at 200 queries took 43-64 s
+# under another worker's load; 10k and 40k nearly two minutes, mostly building the HNSW indexes). `--sizes 10000
+# 40000 --queries 200` (or larger) for more.
 DEFAULT_SIZES = [10_000, 20_000]
+DEFAULT_QUERIES = 100
 
 
 @dataclass(frozen=True)
@@ -259,7 +261,7 @@ def plot(rows: list[Row], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=DEFAULT_SIZES)
-    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--queries", type=int, default=DEFAULT_QUERIES)
     parser.add_argument("--database-url", help="an existing database to use (its kazbot_* tables are replaced)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args: Any = parser.parse_args(argv)
