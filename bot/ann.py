@@ -46,9 +46,11 @@ COMPRESSED_KINDS = frozenset({IVF_SQ8, IVF_PQ})
 HNSW_LINKS = 32
 # Graph quality at build time; 80 reached recall 0.95 at a lower efSearch than FAISS's default 40 (bench).
 HNSW_EF_CONSTRUCTION = 80
-# Candidates kept while walking the graph at search time: the smallest value that held recall@10 >= 0.95 at
-# 1M passages in the bench, with room to spare at smaller sizes.
-HNSW_EF_SEARCH = 64
+# Candidates kept while walking the graph at search time. Recall falls as the graph grows: at 500,000 passages,
+# the largest size given HNSW (`AnnPolicy.graph_max`), 64 held recall@10 at 0.961 and 128 at 0.981, for a median
+# 0.29 and 0.41 ms (bench/results/search_scale-500000-hnsw.md, -1000000-hnsw.md; synthetic vectors, so keep
+# the margin for real text).
+HNSW_EF_SEARCH = 128
 # k-means sees this many vectors per cluster when the IVF index is trained (FAISS warns under 39; more costs
 # minutes at 1M vectors on two cores and did not raise recall in the bench).
 IVF_TRAINING_PER_LIST = 40
