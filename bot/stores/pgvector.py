@@ -49,7 +49,7 @@ VERSION_PREFIX = "pg-"
 # Every build takes this advisory lock (an arbitrary constant: "kazbot" in ASCII), so builds never interleave.
 BUILD_LOCK = 0x6B617A626F74
 # HNSW graph parameters: pgvector's defaults, which give recall@10 above 0.95 at the sizes benched
-# (bench/results/store_search.md); ef_search is raised to the number of candidates asked for when larger.
+# (bench/results/store_search-10000-40000.md); ef_search is raised to the number of candidates asked for when larger.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 40
