@@ -16,9 +16,8 @@ The kind is chosen by the number of chunks (`AnnPolicy`), and the manifest recor
 The compressed kinds only *find* candidates: `search` takes `rerank` times as many as asked and orders them by
 their exact cosine, read from the full vectors in a memory-mapped `.npy` beside the index (the few rows a query
 touches are paged in; the rest stay on disk). The thresholds and parameters come from `bench/search_scale.py`
-(see `bench/results/search_scale-10000-100000.md`, `-1000000.md`, `-500000-hnsw.md`): every recorded setting holds
-recall@10 against exact search at 0.95 or more
-on the clustered synthetic vectors measured there.
+(see `bench/results/search_scale-10000-100000.md`, `-1000000.md`, `-500000-hnsw.md`): every recorded setting
+holds recall@10 against exact search at 0.95 or more on the clustered synthetic vectors measured there.
 
 Vectors are held once: Flat and HNSW store them exactly, so `stored_vectors` is a read-only view on FAISS's
 own storage; the compressed kinds get theirs from the memory-mapped file.
