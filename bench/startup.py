@@ -10,7 +10,7 @@ the way it did (every file hashed), opening the index (metadata from SQLite, row
 the lexical index memory-mapped, term statistics read), checking it against the corpus folder, preparing the
 answer scorer, and answering one question. A cost that grows with the archive is extrapolated linearly to
 100,000 articles; importing torch and loading the real model, which does not grow, is timed in a fresh process.
-Writes `bench/results/startup.md`.
+Writes `bench/results/startup.md` (`startup-<sizes>.md` for other sizes).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IN_MAKE_BENCH = True  # `make bench` runs this script with its defaults
 RESULTS = ROOT / "bench/results"
 TARGET_ARTICLES = 100_000
+DEFAULT_ARTICLES = [300, 1_200]
 WORDS = [
     f"{stem}{suffix}"
     for stem in ("alm", "kaz", "part", "vot", "elect", "court", "mine", "oil", "bank", "grain")
@@ -132,9 +133,12 @@ def measure(articles: int, workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--articles", type=int, nargs="+", default=[300, 1_200])
-    parser.add_argument("--out", type=Path, default=RESULTS / "startup.md")
+    parser.add_argument("--articles", type=int, nargs="+", default=DEFAULT_ARTICLES)
+    parser.add_argument("--out", type=Path, default=None, help="default: results/startup.md, or startup-<sizes>.md")
     args = parser.parse_args()
+    if args.out is None:  # a run at other sizes gets its own file, so `make bench` does not overwrite it
+        named = "" if args.articles == DEFAULT_ARTICLES else "-" + "-".join(map(str, args.articles))
+        args.out = RESULTS / f"startup{named}.md"
     workdir = Path(tempfile.mkdtemp(prefix="kazbot-startup-"))
     try:
         results = {articles: measure(articles, workdir) for articles in args.articles}
