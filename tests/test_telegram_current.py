@@ -1,4 +1,4 @@
-"""A chat that feels current, end to end through the real `Application` and `FakeTelegram`: the 👀 reaction,
+"""A chat that feels current, end to end through the real `Application` and `FakeTelegram`: the 👀 reaction and
 "typing" only for slow answers, replies and link previews, sources in an expandable blockquote, inline mode,
 and written answers streamed as drafts (private chats) or an edited message (groups), checked text only.
 
@@ -71,23 +71,19 @@ def blockquotes(message: SentMessage) -> list[tuple[str, str]]:
 # Acknowledging, typing --------------------------------------------------------------------------------------
 
 
-async def test_a_question_gets_eyes_at_once_and_a_fast_answer_no_typing(engine: Engine, tmp_path: Path) -> None:
+async def test_a_fast_answer_spends_no_reaction_and_no_typing(engine: Engine, tmp_path: Path) -> None:
     with FakeTelegram() as server:
         async with running_bot(bot_settings(server, tmp_path), engine):
             chat = server.private_chat(31)
-            question = server.push_text(chat, None, FIRST)["message"]["message_id"]
+            server.push_text(chat, None, FIRST)
             await server.wait_for_messages(1, chat_id=chat.id, timeout=TIMEOUT)
-        [reaction] = server.reactions
-        assert (reaction.chat_id, reaction.message_id, reaction.emoji) == (chat.id, question, ["👀"])
-        methods = [c.method for c in server.calls]
-        assert methods.index("setMessageReaction") < methods.index("sendMessage")
-        assert server.chat_actions == []  # answered well within TYPING_AFTER
+        # Answered well within TYPING_AFTER: the answer itself is the acknowledgement.
+        assert server.reactions == [] and server.chat_actions == []
         assert server.errors == []
 
 
-async def test_a_slow_answer_shows_typing_after_the_reaction(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _slowed(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers take half a second from now on, and are acknowledged at once (TYPING_AFTER 0)."""
     monkeypatch.setattr(handlers, "TYPING_AFTER", 0.0)
     answer = engine.answer
 
@@ -95,25 +91,37 @@ async def test_a_slow_answer_shows_typing_after_the_reaction(
         time.sleep(0.5)  # in the worker thread: the answer is still being worked out when "typing" is due
         return answer(*args, **kwargs)
 
+    monkeypatch.setattr(engine, "answer", slow)
+
+
+async def test_a_slow_answer_gets_eyes_then_typing(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeTelegram() as server:
         async with running_bot(bot_settings(server, tmp_path), engine):
-            monkeypatch.setattr(engine, "answer", slow)  # after start-up: /start's examples stay fast
+            _slowed(engine, monkeypatch)  # after start-up: /start's examples stay fast
             chat = server.private_chat(32)
-            server.push_text(chat, None, FIRST)
+            question = server.push_text(chat, None, FIRST)["message"]["message_id"]
             await server.wait_for_messages(1, chat_id=chat.id, timeout=TIMEOUT)
+        [reaction] = server.reactions
+        assert (reaction.chat_id, reaction.message_id, reaction.emoji) == (chat.id, question, ["👀"])
         methods = [c.method for c in server.calls]
         assert methods.index("setMessageReaction") < methods.index("sendChatAction") < methods.index("sendMessage")
         assert server.errors == []
 
 
-async def test_a_chat_without_reactions_still_gets_its_answer(engine: Engine, tmp_path: Path) -> None:
+async def test_a_chat_without_reactions_still_gets_its_answer(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeTelegram() as server:
         async with running_bot(bot_settings(server, tmp_path), engine):
+            _slowed(engine, monkeypatch)
             chat = server.private_chat(33)
             server.fail_next("setMessageReaction", status=400, description="Bad Request: REACTION_INVALID")
             server.push_text(chat, None, FIRST)
             [answer] = await server.wait_for_messages(1, chat_id=chat.id, timeout=TIMEOUT)
         assert "[1]" in answer.plain_text
+        assert [c.method for c in server.calls].count("setMessageReaction") == 1  # tried, refused, answered
         assert server.errors == []
 
 
@@ -137,7 +145,6 @@ async def test_a_group_answer_replies_to_its_question_with_sources_in_an_expanda
         assert answer.params["link_preview_options"] == {"is_disabled": True}  # two sources: no preview
         labels = [b["text"] for row in (answer.reply_markup or {})["inline_keyboard"] for b in row]
         assert "👍" in labels and "👎" in labels and any("Passages" in label for label in labels)
-        assert server.reactions[0].message_id == question
         assert server.errors == []
 
 

@@ -70,9 +70,11 @@ CONFLICT = (
     "Telegram refused to deliver updates (409 Conflict): another instance is polling with this bot token, or a "
     "webhook is set. Stopping; run only one instance per token."
 )
-# "typing" only for answers slower than this (seconds): fast ones should not spend the chat's request budget.
+# A question whose answer takes longer than this (seconds) is acknowledged with a reaction, then "typing" is shown.
+# A fast answer gets neither: each is a request against Telegram's 30 a second, and at that ceiling a reaction to
+# every question halved the answers a bot could send (bench/results/bot-throughput.md).
 TYPING_AFTER = 1.0
-# A question is acknowledged at once with this reaction.
+# The reaction that tells the asker a slow question has arrived.
 ACKNOWLEDGE = "👀"
 # A written answer being streamed is shown again at most this often (seconds): drafts, or edits in groups.
 STREAM_EVERY = 1.0
@@ -343,13 +345,12 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE, qu
         return
     if found.settings.log_questions:
         log.info("Question in chat %s: %r", chat.id, question)
-    await _acknowledge(update, context)
     conversation = found.memory.for_chat(chat.id)
     if found.engine.update_available() and not found.reload_lock.locked():
         # A newer index was built: load it in the background; this question is answered from the current one.
         context.application.create_task(_reload_quietly(found))
     stream = _Stream(update, context) if found.engine.writer is not None else None
-    async with _typing(context, chat.id):
+    async with _while_slow(update, context, chat.id):
         if stream is None:
             answer = await asyncio.to_thread(found.engine.answer, question, conversation)
         else:
@@ -407,14 +408,17 @@ async def _reload_quietly(found: Services) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _typing(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
-    """Show "typing…" in the chat while the block runs, once it has run for `TYPING_AFTER` seconds."""
+async def _while_slow(update: Update, context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> AsyncIterator[None]:
+    """Once the block has run for `TYPING_AFTER` seconds: react 👀 to the question, then show "typing…" until it
+    ends."""
 
     done = asyncio.Event()
 
     async def keep_typing() -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), TYPING_AFTER)  # a fast answer shows no "typing" at all
+            await asyncio.wait_for(done.wait(), TYPING_AFTER)  # a fast answer spends no request on either
+        if not done.is_set():
+            await _acknowledge(update, context)
         while not done.is_set():
             with contextlib.suppress(TelegramError):  # Cosmetic: never fail an answer over it.
                 await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
@@ -512,7 +516,7 @@ async def _edit(
 
 
 async def _acknowledge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """React 👀 to the question at once, so the asker knows it arrived (not to a button press)."""
+    """React 👀 to the question, so the asker of a slow one knows it arrived (not to a button press)."""
     message = update.message or update.edited_message
     if message is None or update.callback_query is not None:
         return
