@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import platform
@@ -51,7 +50,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the test Bot API server and the harness the end-to-end tests use
+sys.path.insert(0, str(ROOT / "bench"))
 
+from concurrency import questions  # noqa: E402  the same distinct questions the engine-alone bench asks
 from fake_telegram import Call, FakeChat, FakeTelegram  # noqa: E402
 from telegram.ext import AIORateLimiter  # noqa: E402
 from telegram_harness import bot_settings, running_bot  # noqa: E402
@@ -65,7 +66,6 @@ from bot.telegram import app  # noqa: E402
 
 IN_MAKE_BENCH = False  # about 2 minutes at its defaults (model, build, 3 bursts, 20 s paced): run it alone
 DEFAULT_OUT = ROOT / "bench/results"
-QUESTION_FILES = ("dev_qa.jsonl", "extra_qa.jsonl", "news_qa.jsonl")
 CEILING = 30.0  # requests a second that name a chat: AIORateLimiter's overall limit, Telegram's broadcast limit
 AIM_SHARE = 0.9
 AIM_P99_S = 2.0
@@ -134,17 +134,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--no-plot", action="store_true")
     return parser.parse_args(argv)
-
-
-def questions() -> list[str]:
-    found: dict[str, None] = {}
-    for name in QUESTION_FILES:
-        for line in (ROOT / "tests/data" / name).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                text = json.loads(line).get("q")
-                if isinstance(text, str) and text.strip():
-                    found[text] = None
-    return list(found)
 
 
 async def answers_arrive(watcher: Watcher, phase: Phase, asked: dict[int, tuple[int, int]], limit_s: float) -> None:

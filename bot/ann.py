@@ -48,7 +48,7 @@ HNSW_LINKS = 32
 HNSW_EF_CONSTRUCTION = 80
 # Candidates kept while walking the graph at search time. Recall falls as the graph grows: at 500,000 passages,
 # the largest size given HNSW (`AnnPolicy.graph_max`), 64 held recall@10 at 0.961 and 128 at 0.981, for a median
-# 0.29 and 0.41 ms (bench/results/search_scale-500000-hnsw.md, -1000000-hnsw.md; synthetic vectors, so keep
+# 0.29 and 0.45 ms (bench/results/search_scale-500000-hnsw.md, -1000000-hnsw.md; synthetic vectors, so keep
 # the margin for real text).
 HNSW_EF_SEARCH = 128
 # k-means sees this many vectors per cluster when the IVF index is trained (FAISS warns under 39; more costs

@@ -181,6 +181,11 @@ class Engine:
             return None
         return vectors
 
+    def newest_articles(self, count: int) -> list[Document]:
+        """The `count` newest articles, with their texts."""
+        index = self.index
+        return [index.data.documents[n] for n in _newest_first(index)[:count]]
+
     def update_available(self) -> bool:
         return self.live.update_available()
 
@@ -189,10 +194,10 @@ class Engine:
 
     def sources(self) -> list[SourceInfo]:
         """The articles, newest first."""
-        data = self.index.data
+        index = self.index  # one state throughout, though a rebuilt one may be swapped in meanwhile
         return [
             SourceInfo(d.title, d.publisher, d.published, d.url, d.doc_id)
-            for d in map(data.document_metadata, _newest_first(self.index))
+            for d in map(index.data.document_metadata, _newest_first(index))
         ]
 
     def answer(
@@ -472,7 +477,7 @@ def writer_passages(index: PassageStore, passages: list[Passage], chosen: list[i
     ordered = list(dict.fromkeys(holding + chunks))
     result = []
     for n, chunk in enumerate(ordered, 1):
-        document = data.documents[data.chunks[chunk].document]
+        document = data.document_metadata(data.chunks[chunk].document)
         result.append(
             SourcePassage(
                 n, document.doc_id, document.title, document.publisher, document.published, data.chunk_text(chunk)
@@ -503,7 +508,9 @@ def written_answer(
     if not written.text:
         return dataclasses.replace(extractive, audit=written.verdicts)
     by_number = {p.n: p for p in sources}
-    documents = {d.doc_id: d for d in index.data.documents}
+    data = index.data
+    # The retrieved passages' articles only: an archive's other texts are never decoded for an answer.
+    documents = {d.doc_id: d for d in (data.document_metadata(data.chunks[p.chunk].document) for p in passages)}
     citations = []
     for k, group in enumerate(written.sources, 1):
         document = documents[by_number[group[0]].source]

@@ -122,8 +122,8 @@ def function_word_share(text: str) -> float:
 
 # --- Spelling -----------------------------------------------------------------------------------------------
 
-# Romanizations of the same sounds (Cyrillic and Turkic names above all): "Zhanbolat" / "Janbolat",
-# "Zhukov" / "Joukov", "Tchaikovsky" / "Chaikovskiy", "Qazaqstan" / "Kazakhstan", "Yeltsin" / "Eltsin".
+# Romanizations of the same sounds (Cyrillic and Turkic names above all): "Zhukov" / "Joukov",
+# "Tchaikovsky" / "Chaikovskiy", "Qazaqstan" / "Kazakhstan", "Yeltsin" / "Eltsin".
 _TRANSLITERATION = (
     ("dzh", "j"),
     ("zh", "j"),

@@ -1,7 +1,7 @@
 """The words of an index: the lexical index's tokens and the answer scorer's term statistics, made in one pass.
 
 The scorer weighs a question's words by how rare they are among the articles' sentences and finds the
-articles' other spellings of a name ("Duisebaeva" for "Duysebayeva"). Counting that over every sentence took
+articles' other spellings of a name ("Chaikovskiy" for "Tchaikovsky"). Counting that over every sentence took
 minutes at open on a large archive, so the build counts it once, in the same pass that tokenizes the chunks
 for BM25, and the version keeps it (`terms.json`, read in well under a second).
 """
@@ -98,7 +98,12 @@ def sentence_statistics(texts: Iterable[str]) -> TermStatistics:
 
 
 def analyse(data: IndexData) -> tuple[list[list[str]], TermStatistics]:
-    """The BM25 tokens of every chunk (its title's terms, then its sentences'), and the sentences' statistics."""
+    """The BM25 tokens of every chunk (its title's terms, then its sentences'), and the statistics of every
+    sentence of a document with chunks (as every built document has).
+
+    A chunk's tokens are the terms of its text, but where the chunker cut a run of hundreds of characters without
+    a space in the middle of a word: there the two halves count as two terms.
+    """
     counter = _Counter()
     chunk_tokens = []
     counted: dict[int, list[str]] = {}  # the terms of the sentences of the chunks' current document

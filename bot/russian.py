@@ -114,7 +114,7 @@ def is_kazakh(text: str) -> bool:
 
 
 def transliterate(text: str) -> str:
-    """Cyrillic letters to Latin ones ("Жанболат" → "Zhanbolat"); other characters are kept."""
+    """Cyrillic letters to Latin ones ("Жуков" → "Zhukov"); other characters are kept."""
     result = []
     for ch in text:
         latin = _LATIN.get(ch.lower())

@@ -33,6 +33,8 @@ import json
 import os
 import re
 import sqlite3
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,18 +151,36 @@ class StoredDocuments(_Stored[Document]):
     texts file when asked for (a few recent ones kept decoded)."""
 
     def __init__(self, metadata: list[DocumentMetadata], texts: npt.NDArray[np.uint8], offsets: Rows) -> None:
-        if len(offsets) != len(metadata) + 1 or (len(metadata) and int(offsets[-1]) > len(texts)):
+        if (
+            len(offsets) != len(metadata) + 1
+            or int(offsets[0]) != 0
+            or int(offsets[-1]) > len(texts)
+            or (np.diff(offsets) < 0).any()
+        ):
             raise ValueError("the text offsets do not match the documents")
         super().__init__(len(metadata))
         self.metadata = metadata
         self._texts = texts
         self._offsets = offsets
-        self.text = functools.lru_cache(maxsize=TEXT_CACHE_DOCUMENTS)(self._decode)
+        # Decoded texts by document number, least recently used dropped (not functools.lru_cache on a method:
+        # that would tie the cache to this object in a cycle and keep a replaced version's maps open).
+        self._recent: OrderedDict[int, str] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def _decode(self, number: int) -> str:
+    def text(self, number: int) -> str:
         """The text of document `number`."""
+        with self._lock:
+            found = self._recent.get(number)
+            if found is not None:
+                self._recent.move_to_end(number)
+                return found
         start, end = int(self._offsets[number]), int(self._offsets[number + 1])
-        return bytes(self._texts[start:end]).decode("utf-8")
+        decoded = bytes(self._texts[start:end]).decode("utf-8")
+        with self._lock:
+            self._recent[number] = decoded
+            if len(self._recent) > TEXT_CACHE_DOCUMENTS:
+                self._recent.popitem(last=False)
+        return decoded
 
     def _item(self, number: int) -> Document:
         d = self.metadata[number]
@@ -297,7 +317,8 @@ def bm25_top(retriever: Any, terms: list[str], k: int) -> list[int]:
     token_ids = retriever.get_tokens_ids(terms)
     postings = retriever.scores
     data, indices, pointers = postings["data"], postings["indices"], postings["indptr"]
-    spans = [(int(pointers[token]), int(pointers[token + 1])) for token in token_ids]
+    # bm25s's own empty token has an id past the postings: it matches nothing.
+    spans = [(int(pointers[token]), int(pointers[token + 1])) for token in token_ids if token + 1 < len(pointers)]
     spans = [(start, end) for start, end in spans if end > start]
     if not spans:
         return []
@@ -623,13 +644,19 @@ def _read_rows(directory: Path) -> IndexData:
     chunks = _load_rows(directory / CHUNK_ROWS, 4)
     clauses = _load_rows(directory / CLAUSE_ROWS, None)
     # Checked once here, so that a damaged table is refused at open rather than failing a question later.
+    # Rows are written in document order (sentences, chunks) and sentence order (clauses): the ranges read by
+    # `IndexData.document_sentences` and `clauses_of` rely on it.
     if (
         (sentences[:, 0] >= len(metadata)).any()
         or (chunks[:, 0] >= len(metadata)).any()
         or (chunks[:, 2:] >= len(sentences)).any()
         or (clauses >= len(sentences)).any()
+        or min(sentences.min(initial=0), chunks.min(initial=0), clauses.min(initial=0)) < 0
+        or (sentences[:, 1] > sentences[:, 2]).any()
+        or (chunks[:, 2] > chunks[:, 3]).any()
+        or any((np.diff(column) < 0).any() for column in (sentences[:, 0], chunks[:, 0], clauses))
     ):
-        raise ValueError("a row names a document or sentence the index does not hold")
+        raise ValueError("a row names a document or sentence the index does not hold, or rows are out of order")
     empty = np.zeros((0, 0), dtype=np.float32)
     return IndexData(
         documents=StoredDocuments(metadata, texts, _load_rows(directory / TEXT_OFFSETS, None)),

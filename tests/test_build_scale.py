@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +151,9 @@ def test_dimension_is_read_from_the_model_files(tmp_path: Path) -> None:
     assert dimension_from_files(tmp_path / "missing") is None
 
 
-def test_question_batcher_embeds_concurrent_questions_together() -> None:
+def _held_encoder() -> tuple[list[list[str]], threading.Event, threading.Event, Callable[[list[str]], Vectors]]:
+    """An encoder that records each call's texts and holds the first call until `release` is set (it sets
+    `first_started` when it begins), so that callers arriving meanwhile queue up."""
     calls: list[list[str]] = []
     first_started, release = threading.Event(), threading.Event()
 
@@ -161,6 +164,11 @@ def test_question_batcher_embeds_concurrent_questions_together() -> None:
             release.wait(5)
         return np.array([[float(len(text)), float(text.count("a"))] for text in texts], dtype=np.float32)
 
+    return calls, first_started, release, encode
+
+
+def test_question_batcher_embeds_concurrent_questions_together() -> None:
+    calls, first_started, release, encode = _held_encoder()
     batcher = QuestionBatcher(encode, max_batch=8)
     texts = ["a", "bb", "aaa", "dddd", "eeeee", "aa"]
     results: dict[str, Vectors] = {}
@@ -198,16 +206,7 @@ def test_question_batcher_gives_every_caller_the_error() -> None:
 
 
 def test_question_batcher_keeps_each_callers_texts_together_and_in_order() -> None:
-    calls: list[list[str]] = []
-    first_started, release = threading.Event(), threading.Event()
-
-    def encode(texts: list[str]) -> Vectors:
-        calls.append(list(texts))
-        if len(calls) == 1:
-            first_started.set()
-            release.wait(5)
-        return np.array([[float(len(text)), float(text.count("a"))] for text in texts], dtype=np.float32)
-
+    calls, first_started, release, encode = _held_encoder()
     batcher = QuestionBatcher(encode, max_batch=4)
     asked = {"question": ["a question"], "words": ["aa", "b", "aaa"], "more": ["c", "dd"], "big": list("abcdef")}
     results: dict[str, Vectors] = {}

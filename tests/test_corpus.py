@@ -294,6 +294,16 @@ def test_bad_files_are_skipped_while_others_load(tmp_path: Path) -> None:
         assert word.lower() in skipped[name].lower(), (name, skipped[name])
 
 
+def test_scan_orders_files_as_paths_sort(tmp_path: Path) -> None:
+    """Folder by folder ("a/b.md" before "a-c.md", though "/" sorts after "-" in a string): the order of the
+    index, kept by every scan."""
+    for name in ("a-c.md", "a/b.md", "a/z/y.md", "B.md", "a b.md", "é/x.md"):
+        write_article(tmp_path, name, BODY, title=name)
+    names = [f.name for f in scan(tmp_path)]
+    assert names == [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*.md"))]
+    assert names.index("a/b.md") < names.index("a-c.md")
+
+
 def test_scan_ignores_hidden_files_and_folders(tmp_path: Path) -> None:
     write_article(tmp_path, "visible.md", BODY, title="Visible")
     write_article(tmp_path, "sub/nested.md", BODY, title="Nested")

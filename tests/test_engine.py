@@ -272,6 +272,14 @@ def test_sources_lists_the_corpus(engine: Engine, corpus_dir: Path) -> None:
     assert sources[0].url.startswith("https://")
 
 
+def test_newest_articles_come_with_their_texts(engine: Engine, corpus_dir: Path) -> None:
+    articles = _articles(corpus_dir)
+    newest = engine.newest_articles(5)
+    assert [d.doc_id for d in newest] == [s.source for s in engine.sources()]
+    assert all(d.text == articles[d.doc_id].text for d in newest)
+    assert [d.doc_id for d in engine.newest_articles(1)] == [newest[0].doc_id]
+
+
 def test_conversation_remembers_cleaned_questions(engine: Engine) -> None:
     conversation = Conversation(max_turns=3)
     answered = engine.answer("<b>When were the last parliamentary elections held?</b>", conversation)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from fakes import FakeEmbedder
 
@@ -110,3 +112,35 @@ def test_rows_naming_a_missing_sentence_are_refused(built_index: Path, fake_embe
         store.open_index(built_index, fake_embedder)
     with pytest.raises(ValueError, match="names a document or sentence"):
         store._read_rows(directory)
+
+
+@pytest.mark.parametrize(
+    ("table", "damage"),
+    [
+        (store.SENTENCE_ROWS, lambda rows: rows.__setitem__((0, 0), -1)),  # a document before the first
+        (store.SENTENCE_ROWS, lambda rows: rows.__setitem__((0, 1), rows[0, 2] + 1)),  # ends before it starts
+        (store.CHUNK_ROWS, lambda rows: rows.__setitem__((0, 2), rows[0, 3] + 1)),  # last sentence before first
+        (store.CLAUSE_ROWS, lambda rows: rows.__setitem__(slice(None), rows[::-1].copy())),  # out of order
+    ],
+)
+def test_rows_out_of_order_or_negative_are_refused(
+    built_index: Path, table: str, damage: Callable[[npt.NDArray[np.int64]], None]
+) -> None:
+    version = store.current_version(built_index)
+    assert version is not None
+    directory = built_index / version
+    rows = np.load(directory / table)
+    assert len(np.unique(rows)) > 1, "the damage must change something"
+    damage(rows)
+    np.save(directory / table, rows)
+    with pytest.raises(ValueError, match="out of order"):
+        store._read_rows(directory)
+
+
+def test_text_offsets_that_go_back_are_refused() -> None:
+    metadata = [store.DocumentMetadata(f"d{i}", "t", None, None, None, "h") for i in range(2)]
+    texts = np.frombuffer(b"abcdef", dtype=np.uint8)
+    store.StoredDocuments(metadata, texts, np.array([0, 3, 6]))
+    for offsets in ([0, 4, 3], [1, 3, 6], [0, 3, 7]):
+        with pytest.raises(ValueError, match="offsets"):
+            store.StoredDocuments(metadata, texts, np.array(offsets))

@@ -291,3 +291,4 @@ def test_bm25_top_ranks_as_scoring_every_passage_does() -> None:
         expected = [p for p in top_positions(scores, k) if scores[p] > 0]
         assert bm25_top(retriever, terms, k) == expected
     assert bm25_top(retriever, ["unknown"], 5) == []
+    assert bm25_top(retriever, [""], 5) == []  # bm25s's own empty token: in its vocabulary, in no passage
