@@ -31,9 +31,14 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid settings ({problems}); see .env.example") from None
 
 
-def _setup_logging(settings: Settings) -> None:
+def log_level(settings: Settings, unless_set: str = "INFO") -> str:
+    """The level to log at: LOG_LEVEL when it is set, else the command's own default."""
+    return (settings.log_level if "log_level" in settings.model_fields_set else unless_set).upper()
+
+
+def _setup_logging(settings: Settings, unless_set: str = "INFO") -> None:
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=log_level(settings, unless_set),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
@@ -138,7 +143,8 @@ def _report_rebuild(reason: str, report: BuildReport) -> None:
 def console(as_json: bool) -> None:
     """Ask questions in the terminal (a REPL; piped input is answered line by line)."""
     settings = _settings()
-    _setup_logging(settings)
+    # The console reports rebuilds itself: its user sees warnings, not the service's progress lines.
+    _setup_logging(settings, unless_set="WARNING")
     from bot import console as transport
     from bot.service import load_embedder, multilingual_model, open_engine
 

@@ -9,6 +9,7 @@ import pytest
 from fakes import FakeEmbedder, write_article
 
 from bot.build import BuildReport
+from bot.cli import log_level
 from bot.config import Settings
 from bot.errors import IndexCorruptError, IndexMismatchError
 from bot.service import open_engine
@@ -88,3 +89,21 @@ def test_damaged_index_is_refused(corpus_dir: Path, built_index: Path, fake_embe
     vectors.write_bytes(bytes(data))
     with pytest.raises(IndexCorruptError, match=r"sentence_vectors\.npy"):
         _open(_settings(corpus_dir, built_index), fake_embedder)
+
+
+@pytest.mark.parametrize(
+    ("environment", "unless_set", "expected"),
+    [
+        ({}, "INFO", "INFO"),
+        ({}, "WARNING", "WARNING"),  # the console, LOG_LEVEL unset
+        ({"LOG_LEVEL": "info"}, "WARNING", "INFO"),  # set: it wins everywhere
+        ({"LOG_LEVEL": "DEBUG"}, "INFO", "DEBUG"),
+    ],
+)
+def test_log_level_is_the_setting_when_set_else_the_commands_own(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], unless_set: str, expected: str
+) -> None:
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert log_level(Settings(_env_file=None), unless_set) == expected  # type: ignore[call-arg]
