@@ -62,6 +62,8 @@ class TermStatistics:
 
 
 class _Counter:
+    """Term statistics of sentences as they pass, one at a time."""
+
     def __init__(self) -> None:
         self.sentences = 0
         self.document_frequency: dict[str, int] = {}
