@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from fakes import UNIT_TEST_PARAMS, FakeEmbedder
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder, FakeMultilingualEmbedder
 from pg_server import postgres_server
 
 from bot.build import build_index
@@ -114,3 +114,17 @@ def database_url(_postgres_server: str) -> Iterator[str]:
     yield _postgres_server.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(_postgres_server, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def multilingual() -> FakeMultilingualEmbedder:
+    return FakeMultilingualEmbedder()
+
+
+@pytest.fixture
+def leg_index(corpus_dir: Path, index_dir: Path, multilingual: FakeMultilingualEmbedder) -> Path:
+    """The corpus built with the fake multilingual model as well (the Russian leg's index); the model's
+    counters reset afterwards, so a test counts only what it asked."""
+    build_index(corpus_dir, index_dir, FakeEmbedder(), ChunkingSettings(), multilingual=multilingual)
+    multilingual.passages.clear()
+    return index_dir

@@ -10,6 +10,8 @@ near zero, so retrieval and answer-selection tests exercise real behaviour, dete
 
 It also counts what it embedded (``calls``, ``texts``, ``texts_embedded``), so a test can check that an
 incremental build embedded only the new or changed articles.
+
+``version_dir``, ``read_manifest`` and ``write_manifest`` reach the current version of a built index directory.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bot import store
 from bot.embedding import Vectors
 from bot.scorer import FEATURES, ScorerParams
 
@@ -185,3 +189,21 @@ class FakeMultilingualEmbedder:
     def embed_query(self, texts: list[str]) -> Vectors:
         self.queries.extend(texts)
         return self._rows(texts)
+
+
+def version_dir(index_dir: Path) -> Path:
+    """The directory of the version `CURRENT` names."""
+    version = store.current_version(index_dir)
+    assert version is not None
+    return index_dir / version
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """The current version's manifest, as JSON."""
+    manifest: dict[str, Any] = json.loads((version_dir(index_dir) / store.MANIFEST).read_text(encoding="utf-8"))
+    return manifest
+
+
+def write_manifest(index_dir: Path, manifest: dict[str, Any]) -> None:
+    """Replace the current version's manifest (files are not hashed again: a test's way to tamper with it)."""
+    (version_dir(index_dir) / store.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")

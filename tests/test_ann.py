@@ -3,7 +3,6 @@ manifest records, old manifests, and damaged files refused without hashing every
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import faiss
 import numpy as np
 import pytest
-from fakes import FakeEmbedder
+from fakes import FakeEmbedder, read_manifest, version_dir, write_manifest
 
 from bot import ann, store
 from bot.embedding import Vectors
@@ -97,21 +96,6 @@ def test_flat_and_hnsw_vectors_are_a_view_on_faiss_storage() -> None:
 # --- Through the store --------------------------------------------------------------------------------------
 
 
-def _version_dir(index_dir: Path) -> Path:
-    version = store.current_version(index_dir)
-    assert version is not None
-    return index_dir / version
-
-
-def _manifest(index_dir: Path) -> dict[str, Any]:
-    raw: dict[str, Any] = json.loads((_version_dir(index_dir) / store.MANIFEST).read_text(encoding="utf-8"))
-    return raw
-
-
-def _rewrite_manifest(index_dir: Path, manifest: dict[str, Any]) -> None:
-    (_version_dir(index_dir) / store.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-
-
 def _rewrite_version(
     index_dir: Path, policy: ann.AnnPolicy, at_least: int, version: str = "v-bigger", source: str | None = None
 ) -> Path:
@@ -168,11 +152,11 @@ def _rewrite_version(
 
 
 def test_manifest_records_the_kind_and_its_parameters(built_index: Path) -> None:
-    manifest = _manifest(built_index)
+    manifest = read_manifest(built_index)
     assert manifest["ann"] == {"kind": "flat", "factory": "Flat", "build": {}, "search": {}}
     assert manifest["faiss_index"] == "IndexFlatIP"
     directory = _rewrite_version(built_index, ann.AnnPolicy(0, 0, 10**6), at_least=ann.IVF_MIN_VECTORS)
-    recorded = _manifest(built_index)
+    recorded = read_manifest(built_index)
     chunks = store.open_index(built_index).faiss_index.ntotal
     assert recorded["ann"] == ann.choose(chunks, FakeEmbedder().dimension, ann.AnnPolicy(0, 0, 10**6)).to_json()
     assert recorded["ann"]["kind"] == ann.IVF_SQ8 and recorded["ann"]["search"]["nprobe"] > 0
@@ -209,7 +193,7 @@ def test_vectors_are_held_once(built_index: Path) -> None:
 
 
 def test_a_compressed_index_finds_what_the_exact_one_finds(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    original = _version_dir(built_index).name
+    original = version_dir(built_index).name
     query = fake_embedder.embed(["opposition party congress arrested"])
     found = {}
     for name, policy in (("v-exact", ann.AnnPolicy(10**6, 10**6, 10**6)), ("v-pq", ann.AnnPolicy(0, 0, 0))):
@@ -221,7 +205,7 @@ def test_a_compressed_index_finds_what_the_exact_one_finds(built_index: Path, fa
 
 
 def test_damaged_large_file_is_refused(built_index: Path) -> None:
-    directory = _version_dir(built_index)
+    directory = version_dir(built_index)
     manifest = store.read_manifest(directory)
     target = directory / store.FAISS_FILE
     assert store.damaged_files(directory, manifest, hash_at_open_max_bytes=0) == []
@@ -241,13 +225,13 @@ def test_damaged_large_file_is_refused(built_index: Path) -> None:
 
 
 def test_verify_passes_an_intact_index(built_index: Path) -> None:
-    assert store.verify_version(built_index) == _version_dir(built_index).name
+    assert store.verify_version(built_index) == version_dir(built_index).name
 
 
 def test_manifest_of_the_previous_format_still_opens(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    manifest = _manifest(built_index)
+    manifest = read_manifest(built_index)
     del manifest["ann"], manifest["file_stats"]
-    _rewrite_manifest(built_index, manifest)
+    write_manifest(built_index, manifest)
     loaded = store.open_index(built_index, fake_embedder)
     assert loaded.ann_spec == ann.AnnSpec(ann.FLAT, "Flat")
     assert ann.spec_from_manifest({"faiss_index": "IndexHNSWFlat(M=32)"}) == ann.AnnSpec(
@@ -266,8 +250,8 @@ def test_manifest_of_the_previous_format_still_opens(built_index: Path, fake_emb
 def test_unknown_index_kind_is_refused_with_the_way_out(
     built_index: Path, fake_embedder: FakeEmbedder, change: dict[str, Any]
 ) -> None:
-    manifest = _manifest(built_index)
+    manifest = read_manifest(built_index)
     manifest.pop("ann")
-    _rewrite_manifest(built_index, {**manifest, **change})
+    write_manifest(built_index, {**manifest, **change})
     with pytest.raises(IndexMismatchError, match="build --full"):
         store.open_index(built_index, fake_embedder)

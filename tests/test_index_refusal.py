@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakes import UNIT_TEST_PARAMS, FakeEmbedder
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder, version_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,14 +26,8 @@ WAY_OUT = "python -m bot build --full"
 QUESTION = "Who is Zhanbolat Mamai?"
 
 
-def _version_dir(index_dir: Path) -> Path:
-    version = store.current_version(index_dir)
-    assert version is not None
-    return index_dir / version
-
-
 def _manifest_path(index_dir: Path) -> Path:
-    return _version_dir(index_dir) / store.MANIFEST
+    return version_dir(index_dir) / store.MANIFEST
 
 
 def _set(manifest: dict[str, Any], path: tuple[str, ...], value: object) -> None:
@@ -56,15 +50,15 @@ def _other_dimension(index_dir: Path) -> None:
 
 
 def _foreign_file(index_dir: Path) -> None:
-    (_version_dir(index_dir) / "notes.txt").write_text("left here by hand", encoding="utf-8")
+    (version_dir(index_dir) / "notes.txt").write_text("left here by hand", encoding="utf-8")
 
 
 def _foreign_folder(index_dir: Path) -> None:
-    (_version_dir(index_dir) / "extra").mkdir()
+    (version_dir(index_dir) / "extra").mkdir()
 
 
 def _foreign_link(index_dir: Path) -> None:
-    (_version_dir(index_dir) / "passwd").symlink_to("/etc/passwd")
+    (version_dir(index_dir) / "passwd").symlink_to("/etc/passwd")
 
 
 def _current_outside(index_dir: Path) -> None:

@@ -7,13 +7,12 @@ last test, marked `model`, runs the real multilingual-e5-small (the [multilingua
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import UNIT_TEST_PARAMS, FakeEmbedder, FakeMultilingualEmbedder, write_article
+from fakes import UNIT_TEST_PARAMS, FakeEmbedder, FakeMultilingualEmbedder, read_manifest, write_article
 
 import bot.multilingual
 from bot.build import build_index
@@ -24,31 +23,11 @@ from bot.engine import NOT_COVERED_TEXT, Engine, Outcome, closest_chunks
 from bot.errors import IndexCorruptError
 from bot.multilingual import NOT_COVERED_RU, QUOTES_IN_ENGLISH_RU, load_multilingual
 from bot.service import multilingual_model, open_engine
-from bot.store import MANIFEST, MULTILINGUAL_VECTORS, current_version, open_index
+from bot.store import MULTILINGUAL_VECTORS, current_version, open_index
 
 DETAINED = "was also detained for three days along with his pregnant wife"
 ELBASY = 'He also enjoys almost limitless powers and immunity as "elbasy" -- leader of the nation.'
 ELBASY_ANTECEDENT = "Nazarbaev still maintains key positions of power"
-
-
-@pytest.fixture
-def multilingual() -> FakeMultilingualEmbedder:
-    return FakeMultilingualEmbedder()
-
-
-@pytest.fixture
-def leg_index(corpus_dir: Path, index_dir: Path, multilingual: FakeMultilingualEmbedder) -> Path:
-    """The seed articles built with the fake multilingual model; its counters reset afterwards."""
-    build_index(corpus_dir, index_dir, FakeEmbedder(), ChunkingSettings(), multilingual=multilingual)
-    multilingual.passages.clear()
-    return index_dir
-
-
-def _manifest(index_dir: Path) -> dict[str, object]:
-    version = current_version(index_dir)
-    assert version is not None
-    manifest: dict[str, object] = json.loads((index_dir / version / MANIFEST).read_text(encoding="utf-8"))
-    return manifest
 
 
 # --- Build ---------------------------------------------------------------------------------------------------
@@ -68,7 +47,7 @@ def test_build_stores_a_multilingual_vector_per_sentence(
     assert multilingual.passages == [data.sentence_text(i) for i in range(len(data.sentences))]
     assert multilingual.queries == []
     assert report.multilingual_texts == len(data.sentences)
-    manifest = _manifest(index_dir)
+    manifest = read_manifest(index_dir)
     assert manifest["multilingual"] == {
         "name": multilingual.name,
         "fingerprint": multilingual.fingerprint,
@@ -82,7 +61,7 @@ def test_build_stores_a_multilingual_vector_per_sentence(
 def test_build_without_the_leg_stores_no_multilingual_vectors(built_index: Path) -> None:
     index = open_index(built_index)
     assert index.data.multilingual_vectors is None and index.manifest.multilingual is None
-    assert "multilingual" not in _manifest(built_index)
+    assert "multilingual" not in read_manifest(built_index)
     assert not (built_index / (current_version(built_index) or "") / MULTILINGUAL_VECTORS).exists()
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from fakes import FakeEmbedder
+from fakes import FakeEmbedder, read_manifest, version_dir, write_manifest
 
 from bot import ann, store
 from bot.chunking import CHUNKER_VERSION, ChunkingSettings, chunk_sentences, split_clauses, split_sentences
@@ -19,23 +17,8 @@ from bot.corpus import load_corpus
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 
 
-def _version_dir(index_dir: Path) -> Path:
-    version = store.current_version(index_dir)
-    assert version is not None
-    return index_dir / version
-
-
-def _manifest(index_dir: Path) -> dict[str, Any]:
-    manifest: dict[str, Any] = json.loads((_version_dir(index_dir) / store.MANIFEST).read_text(encoding="utf-8"))
-    return manifest
-
-
-def _rewrite_manifest(index_dir: Path, manifest: dict[str, Any]) -> None:
-    (_version_dir(index_dir) / store.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-
-
 def _index_files(index_dir: Path) -> list[str]:
-    directory = _version_dir(index_dir)
+    directory = version_dir(index_dir)
     return sorted(
         p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file() and p.name != store.MANIFEST
     )
@@ -46,7 +29,7 @@ CORE_FILES = [store.FAISS_FILE, store.SENTENCE_VECTORS, store.CLAUSE_VECTORS, st
 
 
 def test_layout(built_index: Path) -> None:
-    directory = _version_dir(built_index)
+    directory = version_dir(built_index)
     assert directory.name.startswith("v-")
     assert (built_index / store.CURRENT).read_text(encoding="utf-8").strip() == directory.name
     for name in [*CORE_FILES, store.MANIFEST]:
@@ -56,8 +39,8 @@ def test_layout(built_index: Path) -> None:
 
 
 def test_manifest_contents(built_index: Path, corpus_dir: Path, fake_embedder: FakeEmbedder) -> None:
-    manifest = _manifest(built_index)
-    directory = _version_dir(built_index)
+    manifest = read_manifest(built_index)
+    directory = version_dir(built_index)
     assert manifest["format_version"] == store.FORMAT_VERSION
     assert manifest["version"] == directory.name
     assert manifest["model"] == {
@@ -100,7 +83,7 @@ def test_manifest_contents(built_index: Path, corpus_dir: Path, fake_embedder: F
 
 def test_open_index_round_trip(built_index: Path, corpus_dir: Path, fake_embedder: FakeEmbedder) -> None:
     loaded = store.open_index(built_index, fake_embedder)
-    manifest = _manifest(built_index)
+    manifest = read_manifest(built_index)
     assert loaded.version == manifest["version"]
     assert loaded.manifest.raw == manifest
     data = loaded.data
@@ -171,7 +154,7 @@ def _all_files(index_dir: Path) -> list[str]:
 
 @pytest.mark.parametrize("name", [*CORE_FILES, "bm25/*"])
 def test_flipped_byte_is_detected(built_index: Path, fake_embedder: FakeEmbedder, name: str) -> None:
-    directory = _version_dir(built_index)
+    directory = version_dir(built_index)
     targets = sorted((directory / store.BM25_DIR).iterdir()) if name == "bm25/*" else [directory / name]
     for target in targets:
         original = target.read_bytes()
@@ -186,7 +169,7 @@ def test_flipped_byte_is_detected(built_index: Path, fake_embedder: FakeEmbedder
 
 @pytest.mark.parametrize("name", [*CORE_FILES, "bm25/*"])
 def test_deleted_file_is_detected(built_index: Path, fake_embedder: FakeEmbedder, name: str) -> None:
-    directory = _version_dir(built_index)
+    directory = version_dir(built_index)
     target = sorted((directory / store.BM25_DIR).iterdir())[0] if name == "bm25/*" else directory / name
     target.unlink()
     with pytest.raises(IndexCorruptError) as caught:
@@ -195,20 +178,20 @@ def test_deleted_file_is_detected(built_index: Path, fake_embedder: FakeEmbedder
 
 
 def test_extra_file_is_detected(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    (_version_dir(built_index) / "stray.bin").write_bytes(b"not part of the index")
+    (version_dir(built_index) / "stray.bin").write_bytes(b"not part of the index")
     with pytest.raises(IndexCorruptError, match=r"stray\.bin"):
         store.open_index(built_index, fake_embedder)
 
 
 def test_missing_manifest(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    (_version_dir(built_index) / store.MANIFEST).unlink()
+    (version_dir(built_index) / store.MANIFEST).unlink()
     with pytest.raises(IndexCorruptError, match=r"manifest\.json"):
         store.open_index(built_index, fake_embedder)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "binary"])
 def test_damaged_manifest(built_index: Path, fake_embedder: FakeEmbedder, damage: str) -> None:
-    path = _version_dir(built_index) / store.MANIFEST
+    path = version_dir(built_index) / store.MANIFEST
     text = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(text[: len(text) // 2])
@@ -222,26 +205,26 @@ def test_damaged_manifest(built_index: Path, fake_embedder: FakeEmbedder, damage
 
 @pytest.mark.parametrize("content", ["[]", "null", '"manifest"'])
 def test_manifest_that_is_not_an_object(built_index: Path, fake_embedder: FakeEmbedder, content: str) -> None:
-    (_version_dir(built_index) / store.MANIFEST).write_text(content, encoding="utf-8")
+    (version_dir(built_index) / store.MANIFEST).write_text(content, encoding="utf-8")
     with pytest.raises(IndexCorruptError):
         store.open_index(built_index, fake_embedder)
 
 
 def test_manifest_without_file_list(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    manifest = _manifest(built_index)
+    manifest = read_manifest(built_index)
     del manifest["files"]
-    _rewrite_manifest(built_index, manifest)
+    write_manifest(built_index, manifest)
     with pytest.raises(IndexCorruptError, match=r"garbled.*files.*build --full"):
         store.open_index(built_index, fake_embedder)
 
 
 def _replace_with_matching_hash(index_dir: Path, name: str, content: bytes) -> None:
     """Damage a file *and* update the manifest, to test the checks behind the checksums."""
-    directory = _version_dir(index_dir)
+    directory = version_dir(index_dir)
     (directory / name).write_bytes(content)
-    manifest = _manifest(index_dir)
+    manifest = read_manifest(index_dir)
     manifest["files"][name] = hashlib.sha256(content).hexdigest()
-    _rewrite_manifest(index_dir, manifest)
+    write_manifest(index_dir, manifest)
 
 
 @pytest.mark.parametrize("name", CORE_FILES)
@@ -249,7 +232,7 @@ def _replace_with_matching_hash(index_dir: Path, name: str, content: bytes) -> N
 def test_unreadable_file_behind_valid_checksum(
     built_index: Path, fake_embedder: FakeEmbedder, name: str, damage: str
 ) -> None:
-    original = (_version_dir(built_index) / name).read_bytes()
+    original = (version_dir(built_index) / name).read_bytes()
     content = b"garbage!" * 16 if damage == "garbage" else original[: len(original) // 2]
     _replace_with_matching_hash(built_index, name, content)
     with pytest.raises(IndexCorruptError, match="cannot be read"):
@@ -257,8 +240,8 @@ def test_unreadable_file_behind_valid_checksum(
 
 
 def test_bm25_garbage_behind_valid_checksum(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    for path in sorted((_version_dir(built_index) / store.BM25_DIR).iterdir()):
-        name = path.relative_to(_version_dir(built_index)).as_posix()
+    for path in sorted((version_dir(built_index) / store.BM25_DIR).iterdir()):
+        name = path.relative_to(version_dir(built_index)).as_posix()
         original = path.read_bytes()
         _replace_with_matching_hash(built_index, name, b"garbage!" * 16)
         with pytest.raises(IndexCorruptError):
@@ -268,7 +251,7 @@ def test_bm25_garbage_behind_valid_checksum(built_index: Path, fake_embedder: Fa
 
 
 def test_vector_count_mismatch_behind_valid_checksum(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    directory = _version_dir(built_index)
+    directory = version_dir(built_index)
     vectors = np.load(directory / store.SENTENCE_VECTORS)
     path = directory / "short.npy"
     np.save(path, vectors[:-1])
@@ -308,9 +291,9 @@ def test_same_fingerprint_other_dimension_is_a_mismatch(built_index: Path, fake_
 
 
 def test_other_format_version_is_a_mismatch(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    manifest = _manifest(built_index)
+    manifest = read_manifest(built_index)
     manifest["format_version"] = store.FORMAT_VERSION + 1
-    _rewrite_manifest(built_index, manifest)
+    write_manifest(built_index, manifest)
     with pytest.raises(IndexMismatchError, match="format"):
         store.open_index(built_index, fake_embedder)
 
@@ -333,7 +316,7 @@ def test_errors_share_a_base_class() -> None:
 
 
 def test_open_named_version(built_index: Path, fake_embedder: FakeEmbedder) -> None:
-    version = _version_dir(built_index).name
+    version = version_dir(built_index).name
     (built_index / store.CURRENT).unlink()
     with pytest.raises(IndexMissingError):
         store.open_index(built_index, fake_embedder)

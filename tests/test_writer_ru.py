@@ -16,8 +16,6 @@ import pytest
 from fake_llm import FakeLLM, Reply, Request
 from fakes import UNIT_TEST_PARAMS, FakeEmbedder, FakeMultilingualEmbedder
 
-from bot.build import build_index
-from bot.chunking import ChunkingSettings
 from bot.console import run_json
 from bot.conversation import Conversation
 from bot.engine import Engine, Outcome
@@ -48,17 +46,6 @@ def replying(make: Callable[[Request], str]) -> Callable[[Request], Reply]:
 def llm() -> Iterator[FakeLLM]:
     with FakeLLM() as server:
         yield server
-
-
-@pytest.fixture
-def multilingual() -> FakeMultilingualEmbedder:
-    return FakeMultilingualEmbedder()
-
-
-@pytest.fixture
-def leg_index(corpus_dir: Path, index_dir: Path, multilingual: FakeMultilingualEmbedder) -> Path:
-    build_index(corpus_dir, index_dir, FakeEmbedder(), ChunkingSettings(), multilingual=multilingual)
-    return index_dir
 
 
 def engine_for(index_dir: Path, multilingual: FakeMultilingualEmbedder, base_url: str, model: str = "m") -> Engine:
