@@ -385,13 +385,7 @@ class SentenceChecker:
         overlap = len(own & available) / len(own) if own else 1.0
         similarity, closest = 0.0, ""
         if cited:
-            vector = self._embed([body, "."])[0]
-            for n in cited:
-                units, vectors = self._vectors(n)
-                cosines = vectors @ vector
-                best = int(np.argmax(cosines))
-                if float(cosines[best]) > similarity:
-                    similarity, closest = float(cosines[best]), units[best]
+            similarity, closest = _closest(self._embed([body, "."])[0], [self._vectors(n) for n in cited])
         if missing is None and _NEGATION.search(body) and not _NEGATION.search(closest):
             # "was not detained" against "was detained": the words agree, the meaning does not.
             missing = "a negation"
@@ -405,12 +399,7 @@ class SentenceChecker:
         similarity, closest = 0.0, ""
         if cited and self._cross_lingual is not None:
             vector = self._cross_lingual.embed_query([body])[0]
-            for n in cited:
-                units, vectors = self._cross_vectors(n, self._cross_lingual)
-                cosines = vectors @ vector
-                best = int(np.argmax(cosines))
-                if float(cosines[best]) > similarity:
-                    similarity, closest = float(cosines[best]), units[best]
+            similarity, closest = _closest(vector, [self._cross_vectors(n, self._cross_lingual) for n in cited])
         if missing is None and russian.negated(body) and not _NEGATION.search(closest):
             missing = "a negation"
         return missing, similarity
@@ -717,3 +706,15 @@ class AnswerWriter:
         if not text.strip():
             raise WriterError("the model sent an empty reply")
         return text
+
+
+def _closest(vector: Vectors, passages: list[tuple[list[str], Vectors]]) -> tuple[float, str]:
+    """The best cosine of `vector` with any unit of the passages (each its units and their vectors), and that
+    unit; (0.0, "") when none is positive."""
+    similarity, closest = 0.0, ""
+    for units, vectors in passages:
+        cosines = vectors @ vector
+        best = int(np.argmax(cosines))
+        if float(cosines[best]) > similarity:
+            similarity, closest = float(cosines[best]), units[best]
+    return similarity, closest
