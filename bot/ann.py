@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from bot.embedding import Vectors
+from bot.spool import NpyRows
 
 FLAT = "flat"
 HNSW = "hnsw"
@@ -163,9 +164,10 @@ def one_thread() -> None:
     faiss.omp_set_num_threads(1)
 
 
-def build(vectors: Vectors, spec: AnnSpec) -> Any:
+def build(vectors: Vectors | NpyRows, spec: AnnSpec) -> Any:
     """A FAISS index of `spec`'s kind over unit-length `vectors` (inner product = cosine), searched as `spec`
-    says."""
+    says. Vectors in a file (`NpyRows`, as a build writes them) are read a block at a time, never all at once:
+    what the index holds is then all the memory they take."""
     one_thread()
     dimension = vectors.shape[1]
     # The factory makes an `IndexFlat` with the inner-product metric; FAISS reads it back as `IndexFlatIP`.
@@ -178,16 +180,20 @@ def build(vectors: Vectors, spec: AnnSpec) -> Any:
         index.hnsw.efConstruction = spec.build["efConstruction"]
     if not index.is_trained:
         index.train(_training_sample(vectors, spec.build["nlist"] * IVF_TRAINING_PER_LIST))
-    index.add(vectors)
+    blocks = vectors.blocks() if isinstance(vectors, NpyRows) else [vectors]
+    for block in blocks:
+        index.add(np.ascontiguousarray(block, dtype=np.float32))
     configure(index, spec)
     return index
 
 
-def _training_sample(vectors: Vectors, size: int) -> Vectors:
-    if len(vectors) <= size:
-        return vectors
-    rows = np.sort(np.random.default_rng(_SEED).choice(len(vectors), size, replace=False))
-    return np.ascontiguousarray(vectors[rows])
+def _training_sample(vectors: Vectors | NpyRows, size: int) -> Vectors:
+    count = len(vectors)
+    rows = (
+        np.arange(count) if count <= size else np.sort(np.random.default_rng(_SEED).choice(count, size, replace=False))
+    )
+    sample = vectors.take(rows) if isinstance(vectors, NpyRows) else vectors[rows]
+    return np.ascontiguousarray(sample, dtype=np.float32)
 
 
 def read(path: Path, spec: AnnSpec) -> Any:

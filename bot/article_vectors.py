@@ -1,18 +1,17 @@
-"""An article's rows and vectors, and the batched, streaming embedding of the articles a build must embed.
+"""Cutting an article into the rows an index keeps, and embedding the articles a build must embed: batched
+across articles, streamed.
 
 New articles are cut into sentences and chunks as they are read, and queued; when the queue holds
 `EMBED_BATCH_TEXTS` texts, all of them go to the embedder in one call (sentence-transformers sorts a call's texts
 by length, so its batches carry little padding). One small call per article made a build 8 times slower than
-encoding the same texts (issue 7). The vectors are appended to spool files in the order of the articles, reused
-articles' vectors among them, so the spool files are the finished arrays and the process never holds them all.
+encoding the same texts (issue 7). Each article leaves the pipeline with its vectors, in the order the articles
+came (reused ones among them), to be written at once (`store.VersionWriter`): the build never holds them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,42 +21,11 @@ from bot.chunking import ChunkingSettings, chunk_sentences, split_clauses, split
 from bot.corpus import Article
 from bot.embedding import Embedder, Vectors
 from bot.multilingual import MultilingualModel
-from bot.spool import VectorSpool
+from bot.store import ArticleParts
 
 # Texts per embedding call during a build: large enough that per-call overhead and padding vanish (see
 # bench/build_speed.py), small enough that a batch's texts and vectors take a few megabytes.
 EMBED_BATCH_TEXTS = 2048
-
-
-@dataclass(frozen=True)
-class ArticleParts:
-    """One article's rows, indexed locally (sentence 0 is its first sentence), and its vectors when held in
-    memory (a reused article's, or a new one's between embedding and spooling)."""
-
-    document: store.Document
-    sentence_spans: list[tuple[int, int]]
-    chunk_bounds: list[tuple[int, int]]
-    clause_sentences: list[int]
-    chunk_vectors: Vectors | None = None
-    sentence_vectors: Vectors | None = None
-    clause_vectors: Vectors | None = None
-    multilingual_vectors: Vectors | None = None  # one per sentence, when made by the multilingual model in use
-
-    def without_vectors(self) -> ArticleParts:
-        """The rows only: what the build keeps of an article once its vectors are on disk."""
-        return dataclasses.replace(
-            self, chunk_vectors=None, sentence_vectors=None, clause_vectors=None, multilingual_vectors=None
-        )
-
-
-@dataclass(frozen=True)
-class SpooledVectors:
-    """Every vector of a build, in article order, as read-only memory maps of the spool files."""
-
-    chunks: Vectors
-    sentences: Vectors
-    clauses: Vectors
-    multilingual: Vectors | None
 
 
 def cut_article(article: Article, chunking: ChunkingSettings) -> tuple[ArticleParts, list[str]] | None:
@@ -93,32 +61,27 @@ def cut_article(article: Article, chunking: ChunkingSettings) -> tuple[ArticlePa
 
 class EmbeddingPipeline:
     """Takes articles in index order (reused ones with their vectors, new ones to embed), embeds the new ones in
-    batches across articles, and spools every vector in that order; `finish` returns the rows and the vectors.
+    batches across articles, and hands each article with its vectors to `sink`, in the order they were given
+    (a build's `store.VersionWriter.add`); `finish` embeds and hands over what is still queued.
 
     `on_article` is called once per article embedded (by either model), for a progress bar.
     """
 
     def __init__(
         self,
-        spool_dir: Path,
+        sink: Callable[[ArticleParts], Any],
         embedder: Embedder,
         multilingual: MultilingualModel | None = None,
         on_article: Callable[[], Any] | None = None,
         batch_texts: int = EMBED_BATCH_TEXTS,
     ) -> None:
+        self._sink = sink
         self._embedder = embedder
         self._multilingual = multilingual
         self._on_article = on_article
         self._batch_texts = batch_texts
-        self._chunks = VectorSpool(spool_dir / "chunks.f32", embedder.dimension)
-        self._sentences = VectorSpool(spool_dir / "sentences.f32", embedder.dimension)
-        self._clauses = VectorSpool(spool_dir / "clauses.f32", embedder.dimension)
-        self._multilingual_spool = (
-            None if multilingual is None else VectorSpool(spool_dir / "multilingual.f32", multilingual.dimension)
-        )
         self._queue: list[tuple[ArticleParts, list[str] | None]] = []  # texts None: vectors already held
         self._queued_texts = 0
-        self._done: list[ArticleParts] = []
         self.embedded_texts = 0
         self.multilingual_texts = 0
 
@@ -133,16 +96,8 @@ class EmbeddingPipeline:
         self._queued_texts += len(texts)
         self._flush_if_full()
 
-    def finish(self) -> tuple[list[ArticleParts], SpooledVectors]:
+    def finish(self) -> None:
         self._flush()
-        spool = self._multilingual_spool
-        vectors = SpooledVectors(
-            chunks=self._chunks.close(),
-            sentences=self._sentences.close(),
-            clauses=self._clauses.close(),
-            multilingual=None if spool is None else spool.close(),
-        )
-        return self._done, vectors
 
     def _flush_if_full(self) -> None:
         if self._queued_texts >= self._batch_texts:
@@ -175,14 +130,7 @@ class EmbeddingPipeline:
         if self._multilingual is not None:
             finished = self._embed_multilingual(finished)
         for parts in finished:
-            assert parts.chunk_vectors is not None and parts.sentence_vectors is not None
-            assert parts.clause_vectors is not None
-            self._chunks.append(parts.chunk_vectors)
-            self._sentences.append(parts.sentence_vectors)
-            self._clauses.append(parts.clause_vectors)
-            if self._multilingual_spool is not None and parts.multilingual_vectors is not None:
-                self._multilingual_spool.append(parts.multilingual_vectors)
-            self._done.append(parts.without_vectors())
+            self._sink(parts)
 
     def _embed_multilingual(self, batch: list[ArticleParts]) -> list[ArticleParts]:
         """The batch with multilingual sentence vectors: reused ones kept, the others made now (as passages)."""

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bot import store
-from bot.article_vectors import ArticleParts, EmbeddingPipeline, SpooledVectors, cut_article
+from bot.article_vectors import EmbeddingPipeline, cut_article
 from bot.chunking import ChunkingSettings
 from bot.corpus import MAX_ARTICLE_BYTES, Article, CorpusFile, fingerprint, known_files, load_article, scan, text_key
 from bot.embedding import Embedder, Vectors
@@ -142,70 +142,82 @@ def build_index(
             and (multilingual is None or previous.manifest.has_multilingual(multilingual))
         ):
             return _up_to_date(report, previous.manifest, started, strict)
-        spool_dir = Path(tempfile.mkdtemp(prefix=f"{_BUILD_PREFIX}spool-", dir=index_dir))
+        staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=index_dir))
+        writer = store.VersionWriter(
+            staging, embedder.dimension, None if multilingual is None else multilingual.dimension
+        )
         try:
-            parts, vectors, files = _embed_corpus(
+            documents, files = _embed_corpus(
                 files,
-                previous,
+                _PreviousArticles(previous, multilingual),
                 current,
                 embedder,
                 chunking,
-                spool_dir,
+                writer,
                 report,
                 progress,
                 max_article_bytes,
                 strict,
                 multilingual,
             )
-            previous = None  # Its vectors were copied into the spool: let them go before the version is written.
-            if not parts:
+            previous = None  # Its vectors were copied into the new version: let its maps go before it is finished.
+            if not documents:
                 raise BuildError(
                     f"no article in {corpus_dir} could be read, so there is nothing to index"
                     + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
                 )
-            data = _assemble(parts, vectors)
             report.refuse_skips(strict)
-            manifest = _manifest(embedder, chunking, files, parts, report.skipped, multilingual)
-            manifest["duplicates"] = dict(sorted(report.duplicates.items()))
-            report.version = _publish(index_dir, data, manifest)
-            _count(report, data)
-        finally:
-            shutil.rmtree(spool_dir, ignore_errors=True)
+            report.documents, report.chunks, report.sentences = writer.documents, writer.chunks, writer.sentences
+            manifest = _manifest(embedder, chunking, files, documents, report, multilingual)
+            report.version = _publish(index_dir, staging, writer, manifest)
+        except BaseException:
+            writer.abandon()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         report.seconds = time.perf_counter() - started
         return report
 
 
 def _embed_corpus(
     files: list[CorpusFile],
-    previous: store.LoadedIndex | None,
+    reusable: _PreviousArticles,
     current: Manifest | None,
     embedder: Embedder,
     chunking: ChunkingSettings,
-    spool_dir: Path,
+    writer: store.VersionWriter,
     report: BuildReport,
     progress: ProgressFactory | None,
     max_article_bytes: int,
     strict: bool,
     multilingual: MultilingualModel | None,
-) -> tuple[list[ArticleParts], SpooledVectors, list[CorpusFile]]:
-    """Read, cut and embed the corpus in one pass, in name order, spooling vectors as they are made; returns the
-    articles' rows, their vectors, and the files as read (a file rewritten since the scan keeps what was read)."""
-    reusable = _previous_parts(previous, multilingual)
+) -> tuple[dict[str, dict[str, Any]], list[CorpusFile]]:
+    """Read, cut and embed the corpus in one pass, in name order, writing each article as its vectors are made;
+    returns the manifest's entry of every article written, and the files as read (a file rewritten since the
+    scan keeps what was read)."""
     previous_hashes = {} if current is None else {n: str(e.get("content_hash")) for n, e in current.documents.items()}
     to_embed = sum(
         1
         for file in files
-        if (old := reusable.get(file.name)) is None
-        or old.document.content_hash != file.sha256
-        or (multilingual is not None and old.multilingual_vectors is None)
+        if reusable.content_hash(file.name) != file.sha256 or (multilingual is not None and not reusable.multilingual)
     )
     bar = progress(to_embed) if progress and to_embed else None
-    pipeline = EmbeddingPipeline(spool_dir, embedder, multilingual, None if bar is None else lambda: bar.update(1))
+    documents: dict[str, dict[str, Any]] = {}
+
+    def write(parts: store.ArticleParts) -> None:
+        writer.add(parts)
+        documents[parts.document.doc_id] = {
+            "content_hash": parts.document.content_hash,
+            "title": parts.document.title,
+            "sentences": len(parts.sentence_spans),
+            "chunks": len(parts.chunk_bounds),
+        }
+
+    pipeline = EmbeddingPipeline(write, embedder, multilingual, None if bar is None else lambda: bar.update(1))
     seen: dict[str, str] = {}  # text key → the file indexed with that text
     gone: set[str] = set()
     for number, file in enumerate(files):
-        old = reusable.pop(file.name, None)
-        if old is not None and old.document.content_hash == file.sha256:
+        if reusable.content_hash(file.name) == file.sha256:
+            old = reusable.take(file.name)
             if not report.is_duplicate(seen, file.name, text_key(old.document.text)):
                 pipeline.add_reused(old)
                 report.unchanged.append(file.name)
@@ -237,16 +249,16 @@ def _embed_corpus(
         else:  # Re-embedded only because the model or the chunking changed.
             report.unchanged.append(article.doc_id)
         pipeline.add_new(*cut)
-    parts, vectors = pipeline.finish()
+    pipeline.finish()
     if bar is not None:
         bar.close()
     report.embedded_texts = pipeline.embedded_texts
     report.multilingual_texts = pipeline.multilingual_texts
     files = [file for file in files if file.name not in gone]
-    present = {part.document.doc_id for part in parts} | set(report.skipped) | set(report.duplicates)
+    present = set(documents) | set(report.skipped) | set(report.duplicates)
     report.removed = sorted(previous_hashes.keys() - present)
     report.unchanged.sort()
-    return parts, vectors, files
+    return documents, files
 
 
 def _up_to_date(report: BuildReport, manifest: Manifest, started: float, strict: bool) -> BuildReport:
@@ -288,14 +300,6 @@ def _nothing_changed(
     )
 
 
-def _count(report: BuildReport, data: store.IndexData) -> None:
-    report.documents, report.chunks, report.sentences = (
-        len(data.documents),
-        len(data.chunks),
-        len(data.sentences),
-    )
-
-
 def _reusable_previous(
     index_dir: Path, embedder: Embedder, chunking: ChunkingSettings, full: bool
 ) -> tuple[store.LoadedIndex | None, str | None]:
@@ -311,74 +315,38 @@ def _reusable_previous(
     return previous, None
 
 
-def _previous_parts(
-    previous: store.LoadedIndex | None, multilingual: MultilingualModel | None
-) -> dict[str, ArticleParts]:
-    if previous is None:
-        return {}
-    data = previous.data
-    # Multilingual vectors are reused only when made by the same multilingual model.
-    multilingual_vectors = (
-        data.multilingual_vectors
-        if multilingual is not None and previous.manifest.has_multilingual(multilingual)
-        else None
-    )
-    parts = {}
-    for number in range(len(data.documents)):
-        document = data.documents[number]
-        sentences, chunks = data.document_sentences(number), data.document_chunks(number)
-        first = sentences.start
-        clauses = range(data.clauses_of(first).start, data.clauses_of(sentences[-1]).stop) if sentences else range(0)
-        parts[document.doc_id] = ArticleParts(
-            document=document,
-            sentence_spans=[(row.start, row.end) for row in data.sentences[sentences.start : sentences.stop]],
-            chunk_bounds=[
-                (row.first_sentence - first, row.last_sentence - first)
-                for row in data.chunks[chunks.start : chunks.stop]
-            ],
-            chunk_vectors=data.chunk_vectors[chunks.start : chunks.stop],
-            sentence_vectors=data.sentence_vectors[sentences.start : sentences.stop],
-            clause_sentences=[int(data.clause_sentences[c]) - first for c in clauses],
-            clause_vectors=data.clause_vectors[clauses.start : clauses.stop],
-            multilingual_vectors=(
-                None if multilingual_vectors is None else multilingual_vectors[sentences.start : sentences.stop]
-            ),
+class _PreviousArticles:
+    """The articles of the version in use, whose rows and vectors a build reuses when their content is unchanged:
+    each is read when it is taken, so a build never holds them all."""
+
+    def __init__(self, previous: store.LoadedIndex | None, multilingual: MultilingualModel | None) -> None:
+        self._data = None if previous is None else previous.data
+        data = self._data
+        self._numbers = (
+            {} if data is None else {data.document_metadata(n).doc_id: n for n in range(len(data.documents))}
         )
-    return parts
+        # Multilingual vectors are reused only when made by the same multilingual model.
+        self.multilingual = (
+            previous is not None and multilingual is not None and previous.manifest.has_multilingual(multilingual)
+        )
 
+    def content_hash(self, name: str) -> str | None:
+        number = self._numbers.get(name)
+        return None if number is None or self._data is None else self._data.document_metadata(number).content_hash
 
-def _assemble(parts: list[ArticleParts], vectors: SpooledVectors) -> store.IndexData:
-    documents: list[store.Document] = []
-    sentences: list[store.SentenceRow] = []
-    chunks: list[store.ChunkRow] = []
-    clause_sentences: list[int] = []
-    for number, part in enumerate(parts):
-        offset = len(sentences)
-        documents.append(part.document)
-        clause_sentences += [offset + sentence for sentence in part.clause_sentences]
-        sentences += [store.SentenceRow(number, start, end) for start, end in part.sentence_spans]
-        chunks += [
-            store.ChunkRow(number, position, offset + first, offset + last)
-            for position, (first, last) in enumerate(part.chunk_bounds)
-        ]
-    return store.IndexData(
-        documents=documents,
-        sentences=sentences,
-        chunks=chunks,
-        chunk_vectors=vectors.chunks,
-        sentence_vectors=vectors.sentences,
-        clause_sentences=clause_sentences,
-        clause_vectors=vectors.clauses,
-        multilingual_vectors=vectors.multilingual,
-    )
+    def take(self, name: str) -> store.ArticleParts:
+        """The rows and vectors (copies) of the article `name`, which must be in the version."""
+        data = self._data
+        assert data is not None
+        return data.article_parts(self._numbers[name], multilingual=self.multilingual)
 
 
 def _manifest(
     embedder: Embedder,
     chunking: ChunkingSettings,
     files: list[CorpusFile],
-    parts: list[ArticleParts],
-    skipped: dict[str, str],
+    documents: dict[str, dict[str, Any]],
+    report: BuildReport,
     multilingual: MultilingualModel | None = None,
 ) -> dict[str, Any]:
     hashes = {file.name: file.sha256 for file in files}
@@ -389,38 +357,25 @@ def _manifest(
         "chunking": chunking_manifest(chunking),
         "corpus_fingerprint": fingerprint(files),
         "corpus_files": known_files(files),
-        "documents": {
-            part.document.doc_id: {
-                "content_hash": part.document.content_hash,
-                "title": part.document.title,
-                "sentences": len(part.sentence_spans),
-                "chunks": len(part.chunk_bounds),
-            }
-            for part in parts
+        "documents": documents,
+        "skipped": {
+            name: {"reason": reason, "content_hash": hashes.get(name)} for name, reason in report.skipped.items()
         },
-        "skipped": {name: {"reason": reason, "content_hash": hashes.get(name)} for name, reason in skipped.items()},
-        "counts": {
-            "documents": len(parts),
-            "chunks": sum(len(part.chunk_bounds) for part in parts),
-            "sentences": sum(len(part.sentence_spans) for part in parts),
-        },
+        "duplicates": dict(sorted(report.duplicates.items())),
+        "counts": {"documents": report.documents, "chunks": report.chunks, "sentences": report.sentences},
     }
     if multilingual is not None:
         manifest["multilingual"] = model_manifest(multilingual)
     return manifest
 
 
-def _publish(index_dir: Path, data: store.IndexData, manifest: dict[str, Any]) -> str:
-    """Write the version beside the current one, then swap `CURRENT` to it; returns the version name."""
+def _publish(index_dir: Path, staging: Path, writer: store.VersionWriter, manifest: dict[str, Any]) -> str:
+    """Finish the version written into `staging`, rename it into place, then swap `CURRENT` to it; returns the
+    version name."""
     version = f"v-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:6]}"
-    staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=index_dir))
-    try:
-        store.write_version(staging, data, {**manifest, "version": version})
-        staging.chmod(0o755)
-        staging.rename(index_dir / version)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    writer.finish({**manifest, "version": version})
+    staging.chmod(0o755)
+    staging.rename(index_dir / version)
     store.fsync_path(index_dir)
     previous = store.current_version(index_dir)
     pointer = index_dir / f"{store.CURRENT}.tmp"
@@ -468,50 +423,26 @@ def embed_articles(
     *,
     multilingual: MultilingualModel | None = None,
     progress: ProgressFactory | None = None,
-) -> tuple[list[ArticleParts], dict[str, str]]:
+) -> tuple[list[store.ArticleParts], dict[str, str]]:
     """Each article's rows with its vectors in memory (with multilingual sentence vectors when a model is given),
     embedded in batches across articles, and the articles left out with their reasons (no sentences found)."""
     skipped: dict[str, str] = {}
+    parts: list[store.ArticleParts] = []
     bar = progress(len(articles)) if progress and articles else None
-    with tempfile.TemporaryDirectory(prefix="kazbot-embed-") as spool_dir:
-        pipeline = EmbeddingPipeline(
-            Path(spool_dir), embedder, multilingual, None if bar is None else lambda: bar.update(1)
-        )
-        for article in articles:
-            cut = cut_article(article, chunking)
-            if cut is None:
-                skipped[article.doc_id] = "no sentences found in the article text"
-                continue
-            pipeline.add_new(*cut)
-        rows, vectors = pipeline.finish()
-        parts = _with_vectors(rows, vectors)  # copies: the spool goes with its directory
+    pipeline = EmbeddingPipeline(parts.append, embedder, multilingual, None if bar is None else lambda: bar.update(1))
+    for article in articles:
+        cut = cut_article(article, chunking)
+        if cut is None:
+            skipped[article.doc_id] = "no sentences found in the article text"
+            continue
+        pipeline.add_new(*cut)
+    pipeline.finish()
     if bar is not None:
         bar.close()
     return parts, skipped
 
 
-def _with_vectors(rows: list[ArticleParts], vectors: SpooledVectors) -> list[ArticleParts]:
-    parts = []
-    chunk = sentence = clause = 0
-    for part in rows:
-        chunks, sentences, clauses = len(part.chunk_bounds), len(part.sentence_spans), len(part.clause_sentences)
-        multilingual = vectors.multilingual
-        parts.append(
-            dataclasses.replace(
-                part,
-                chunk_vectors=np.array(vectors.chunks[chunk : chunk + chunks]),
-                sentence_vectors=np.array(vectors.sentences[sentence : sentence + sentences]),
-                clause_vectors=np.array(vectors.clauses[clause : clause + clauses]),
-                multilingual_vectors=None
-                if multilingual is None
-                else np.array(multilingual[sentence : sentence + sentences]),
-            )
-        )
-        chunk, sentence, clause = chunk + chunks, sentence + sentences, clause + clauses
-    return parts
-
-
-def assemble(parts: list[ArticleParts], dimension: int, multilingual_dimension: int | None) -> store.IndexData:
+def assemble(parts: list[store.ArticleParts], dimension: int, multilingual_dimension: int | None) -> store.IndexData:
     """One state's rows and vectors from its documents' parts (each holding its vectors), in the order given;
     with multilingual sentence vectors when `multilingual_dimension` is given (every part must then hold them)."""
 
@@ -519,12 +450,26 @@ def assemble(parts: list[ArticleParts], dimension: int, multilingual_dimension: 
         held = [array for array in arrays if array is not None]
         return np.vstack(held).astype(np.float32) if held else np.zeros((0, width), np.float32)
 
-    vectors = SpooledVectors(
-        chunks=stack([part.chunk_vectors for part in parts], dimension),
-        sentences=stack([part.sentence_vectors for part in parts], dimension),
-        clauses=stack([part.clause_vectors for part in parts], dimension),
-        multilingual=None
+    sentences: list[store.SentenceRow] = []
+    chunks: list[store.ChunkRow] = []
+    clause_sentences: list[int] = []
+    for number, part in enumerate(parts):
+        offset = len(sentences)
+        clause_sentences += [offset + sentence for sentence in part.clause_sentences]
+        sentences += [store.SentenceRow(number, start, end) for start, end in part.sentence_spans]
+        chunks += [
+            store.ChunkRow(number, position, offset + first, offset + last)
+            for position, (first, last) in enumerate(part.chunk_bounds)
+        ]
+    return store.IndexData(
+        documents=[part.document for part in parts],
+        sentences=sentences,
+        chunks=chunks,
+        chunk_vectors=stack([part.chunk_vectors for part in parts], dimension),
+        sentence_vectors=stack([part.sentence_vectors for part in parts], dimension),
+        clause_sentences=clause_sentences,
+        clause_vectors=stack([part.clause_vectors for part in parts], dimension),
+        multilingual_vectors=None
         if multilingual_dimension is None
         else stack([part.multilingual_vectors for part in parts], multilingual_dimension),
     )
-    return _assemble(parts, vectors)

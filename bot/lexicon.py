@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot import english
 from bot.errors import IndexCorruptError
-
-if TYPE_CHECKING:
-    from bot.store import IndexData
 
 TERMS_FORMAT = 1
 
@@ -61,8 +57,8 @@ class TermStatistics:
         path.write_text(json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
 
 
-class _Counter:
-    """Term statistics of sentences as they pass, one at a time."""
+class TermCounter:
+    """Term statistics of sentences as they pass, and the BM25 tokens of chunks, a document at a time."""
 
     def __init__(self) -> None:
         self.sentences = 0
@@ -85,6 +81,20 @@ class _Counter:
         self.sentences += 1
         return sentence_terms
 
+    def add_document(self, title: str, sentences: Sequence[str], chunks: Sequence[tuple[int, int]]) -> list[list[str]]:
+        """Count a document's sentences; returns the BM25 tokens of each of its chunks (first and last sentence,
+        numbered within the document): the terms of its title, then its sentences'.
+
+        A chunk's tokens are the terms of its text, but where the chunker cut a run of hundreds of characters
+        without a space in the middle of a word: there the two halves count as two terms.
+        """
+        counted = [self.add(sentence) for sentence in sentences]
+        title_terms = english.terms(title)
+        return [
+            [*title_terms, *(term for sentence in counted[first : last + 1] for term in sentence)]
+            for first, last in chunks
+        ]
+
     def statistics(self) -> TermStatistics:
         return TermStatistics(
             self.sentences, self.document_frequency, {key: list(stems) for key, stems in self.stems_by_key.items()}
@@ -93,32 +103,7 @@ class _Counter:
 
 def sentence_statistics(texts: Iterable[str]) -> TermStatistics:
     """The term statistics of these sentences (a store that keeps none counts them at open)."""
-    counter = _Counter()
+    counter = TermCounter()
     for text in texts:
         counter.add(text)
     return counter.statistics()
-
-
-def analyse(data: IndexData) -> tuple[list[list[str]], TermStatistics]:
-    """The BM25 tokens of every chunk (its title's terms, then its sentences'), and the statistics of every
-    sentence of a document with chunks (as every built document has).
-
-    A chunk's tokens are the terms of its text, but where the chunker cut a run of hundreds of characters without
-    a space in the middle of a word: there the two halves count as two terms.
-    """
-    counter = _Counter()
-    chunk_tokens = []
-    counted: dict[int, list[str]] = {}  # the terms of the sentences of the chunks' current document
-    for i in range(len(data.chunks)):
-        chunk = data.chunks[i]
-        if chunk.first_sentence not in counted:
-            counted.clear()
-            for sentence in data.document_sentences(chunk.document):
-                counted[sentence] = counter.add(data.sentence_text(sentence))
-        tokens = english.terms(data.document_metadata(chunk.document).title)
-        for sentence in range(chunk.first_sentence, chunk.last_sentence + 1):
-            tokens.extend(counted[sentence])
-        # Interned: the same few thousand words recur across every chunk, and a list of a million chunks'
-        # tokens as separate strings was the largest thing a big build held (bench/build_scale.py).
-        chunk_tokens.append([sys.intern(t) for t in tokens])
-    return chunk_tokens, counter.statistics()

@@ -32,6 +32,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -46,10 +47,12 @@ import numpy as np
 import numpy.typing as npt
 
 from bot import ann
+from bot.bm25_writer import BM25Writer
 from bot.embedding import Embedder, Vectors, sha256_file
 from bot.errors import IndexCorruptError, IndexFormatError, IndexMismatchError, IndexMissingError, IndexStoreError
-from bot.lexicon import TermStatistics, analyse
+from bot.lexicon import TermCounter, TermStatistics
 from bot.manifest import Manifest
+from bot.spool import ArraySpool, NpyRows
 
 # 2: rows and texts memory-mapped, term statistics precomputed (format 1 kept them all in store.sqlite).
 FORMAT_VERSION = 2
@@ -70,6 +73,8 @@ TERMS_FILE = "terms.json"
 # Decoded document texts kept per opened version: a question reads the sentences of a few documents many times.
 TEXT_CACHE_DOCUMENTS = 256
 BM25_DIR = "bm25"
+# Where a version being written keeps its lexical postings until they are sorted (removed before it is hashed).
+_SCRATCH_DIR = ".scratch"
 # What `CURRENT` may name: a version directory right inside the index folder, never a path elsewhere.
 _VERSION_NAME = re.compile(r"^v-[A-Za-z0-9_-]{1,100}$")
 # The way out of every damaged or mismatched index, named in every refusal.
@@ -113,6 +118,21 @@ class ChunkRow:
     position: int
     first_sentence: int
     last_sentence: int
+
+
+@dataclass(frozen=True)
+class ArticleParts:
+    """One article's rows, indexed locally (sentence 0 is its first sentence), and its vectors when held in
+    memory (a reused article's, or a new one's between embedding and writing)."""
+
+    document: Document
+    sentence_spans: list[tuple[int, int]]
+    chunk_bounds: list[tuple[int, int]]
+    clause_sentences: list[int]
+    chunk_vectors: Vectors | None = None
+    sentence_vectors: Vectors | None = None
+    clause_vectors: Vectors | None = None
+    multilingual_vectors: Vectors | None = None  # one per sentence, when made by the multilingual model in use
 
 
 def search_text(title: str, chunk_text: str) -> str:
@@ -252,6 +272,27 @@ class IndexData:
         owners = self._clause_owners
         return range(
             int(np.searchsorted(owners, sentence, side="left")), int(np.searchsorted(owners, sentence, side="right"))
+        )
+
+    def article_parts(self, document: int, *, multilingual: bool = True) -> ArticleParts:
+        """A document as a build hands it to `VersionWriter`: its rows numbered within it, and copies of its
+        vectors (with its multilingual ones when the index holds them and `multilingual` asks for them)."""
+        sentences, chunks = self.document_sentences(document), self.document_chunks(document)
+        first = sentences.start
+        clauses = range(self.clauses_of(first).start, self.clauses_of(sentences[-1]).stop) if sentences else range(0)
+        others = self.multilingual_vectors if multilingual else None
+        return ArticleParts(
+            document=self.documents[document],
+            sentence_spans=[(row.start, row.end) for row in self.sentences[sentences.start : sentences.stop]],
+            chunk_bounds=[
+                (row.first_sentence - first, row.last_sentence - first)
+                for row in self.chunks[chunks.start : chunks.stop]
+            ],
+            clause_sentences=[int(self.clause_sentences[c]) - first for c in clauses],
+            chunk_vectors=np.array(self.chunk_vectors[chunks.start : chunks.stop]),
+            sentence_vectors=np.array(self.sentence_vectors[sentences.start : sentences.stop]),
+            clause_vectors=np.array(self.clause_vectors[clauses.start : clauses.stop]),
+            multilingual_vectors=None if others is None else np.array(others[sentences.start : sentences.stop]),
         )
 
     @functools.cached_property
@@ -426,63 +467,167 @@ def damaged_files(
     return damaged
 
 
+class VersionWriter:
+    """Writes one index version into a new directory as its documents arrive, each with its vectors, in memory
+    that does not grow with the corpus: rows, texts and vectors go straight to their files (bot/spool.py), the
+    documents' metadata to SQLite, the lexical index's postings to a scratch file (bot/bm25_writer.py). What
+    grows is what is per word (term statistics, the lexical vocabulary) and, at `finish`, the FAISS index's
+    own memory (bot/ann.py). `finish` writes the rest, manifest last, all fsynced; `abandon` closes what is
+    open when the build fails (the caller removes the directory).
+    """
+
+    def __init__(self, directory: Path, dimension: int, multilingual_dimension: int | None = None) -> None:
+        self.directory = directory
+        self.dimension = dimension
+        self.documents = self.sentences = self.chunks = self.clauses = 0
+        self._chunk_vectors = ArraySpool(directory / CHUNK_VECTORS, "<f4", dimension)
+        self._sentence_vectors = ArraySpool(directory / SENTENCE_VECTORS, "<f4", dimension)
+        self._clause_vectors = ArraySpool(directory / CLAUSE_VECTORS, "<f4", dimension)
+        self._multilingual_vectors = (
+            None
+            if multilingual_dimension is None
+            else ArraySpool(directory / MULTILINGUAL_VECTORS, "<f4", multilingual_dimension)
+        )
+        self._sentence_rows = ArraySpool(directory / SENTENCE_ROWS, "<i8", 3)
+        self._chunk_rows = ArraySpool(directory / CHUNK_ROWS, "<i8", 4)
+        self._clause_rows = ArraySpool(directory / CLAUSE_ROWS, "<i8")
+        self._text_offsets = ArraySpool(directory / TEXT_OFFSETS, "<i8")
+        self._text_offsets.append([0])
+        self._text_bytes = 0
+        self._texts = (directory / TEXTS_FILE).open("wb")
+        self._sqlite = sqlite3.connect(directory / SQLITE_FILE)
+        self._sqlite.execute(
+            """
+            CREATE TABLE documents (id INTEGER PRIMARY KEY, doc_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL,
+                publisher TEXT, published TEXT, url TEXT, content_hash TEXT NOT NULL)
+            """
+        )
+        self._terms = TermCounter()
+        scratch = directory / _SCRATCH_DIR
+        scratch.mkdir()
+        self._lexical = BM25Writer(scratch)
+
+    def add(self, parts: ArticleParts) -> None:
+        """One document with its rows and vectors, after those already added."""
+        document = parts.document
+        if parts.chunk_vectors is None or parts.sentence_vectors is None or parts.clause_vectors is None:
+            raise ValueError(f"{document.doc_id} comes without its vectors")
+        if (self._multilingual_vectors is None) != (parts.multilingual_vectors is None):
+            raise ValueError(f"{document.doc_id}: multilingual vectors are expected for every document or none")
+        number, first = self.documents, self.sentences
+        self._sqlite.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                number,
+                document.doc_id,
+                document.title,
+                document.publisher,
+                document.published,
+                document.url,
+                document.content_hash,
+            ),
+        )
+        self._text_bytes += self._texts.write(document.text.encode("utf-8"))
+        self._text_offsets.append([self._text_bytes])
+        spans = parts.sentence_spans
+        self._sentence_rows.append([(number, start, end) for start, end in spans] or np.zeros((0, 3)))
+        self._chunk_rows.append(
+            [(number, position, first + a, first + b) for position, (a, b) in enumerate(parts.chunk_bounds)]
+            or np.zeros((0, 4))
+        )
+        self._clause_rows.append([first + sentence for sentence in parts.clause_sentences])
+        self._chunk_vectors.append(parts.chunk_vectors)
+        self._sentence_vectors.append(parts.sentence_vectors)
+        self._clause_vectors.append(parts.clause_vectors)
+        if self._multilingual_vectors is not None and parts.multilingual_vectors is not None:
+            self._multilingual_vectors.append(parts.multilingual_vectors)
+        sentence_texts = [document.text[start:end] for start, end in spans]
+        for tokens in self._terms.add_document(document.title, sentence_texts, parts.chunk_bounds):
+            self._lexical.add(tokens)
+        self.documents += 1
+        self.sentences += len(spans)
+        self.chunks += len(parts.chunk_bounds)
+        self.clauses += len(parts.clause_sentences)
+
+    def finish(self, manifest: dict[str, Any], ann_policy: ann.AnnPolicy = ann.DEFAULT_POLICY) -> None:
+        """Write the FAISS index (its kind chosen by `ann_policy` for the number of chunks), the term statistics
+        and the lexical index, then the manifest; fsync everything."""
+        directory = self.directory
+        self._close()
+        spec = ann.choose(self.chunks, self.dimension, ann_policy)
+        index = ann.build(NpyRows(directory / CHUNK_VECTORS), spec)
+        faiss.write_index(index, str(directory / FAISS_FILE))
+        faiss_type = ann.faiss_type(index)
+        del index
+        if not spec.compressed:  # Flat and HNSW hold the vectors themselves (bot/ann.py: held once)
+            (directory / CHUNK_VECTORS).unlink()
+        self._terms.statistics().write(directory / TERMS_FILE)
+        self._lexical.write(directory / BM25_DIR)
+        shutil.rmtree(directory / _SCRATCH_DIR)
+        for path in directory.rglob("*"):
+            if path.is_file():
+                fsync_path(path)
+        manifest = {
+            **manifest,
+            "faiss_index": faiss_type,
+            "ann": spec.to_json(),
+            "files": file_hashes(directory),
+            "file_stats": file_stats(directory),
+        }
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        fsync_path(directory / MANIFEST)
+        fsync_path(directory / BM25_DIR)
+        fsync_path(directory)
+
+    def abandon(self) -> None:
+        """Close every open file (the build failed: the caller removes the directory)."""
+        for spool in self._spools():
+            spool.abandon()
+        self._texts.close()
+        self._sqlite.close()
+        self._lexical.close()
+
+    def _spools(self) -> list[ArraySpool]:
+        spools = [
+            self._chunk_vectors,
+            self._sentence_vectors,
+            self._clause_vectors,
+            self._sentence_rows,
+            self._chunk_rows,
+            self._clause_rows,
+            self._text_offsets,
+        ]
+        return spools if self._multilingual_vectors is None else [*spools, self._multilingual_vectors]
+
+    def _close(self) -> None:
+        for spool in self._spools():
+            spool.close()
+        self._texts.close()
+        with self._sqlite:
+            pass  # commits the inserts
+        self._sqlite.close()
+
+
 def write_version(
     directory: Path,
     data: IndexData,
     manifest: dict[str, Any],
     ann_policy: ann.AnnPolicy = ann.DEFAULT_POLICY,
 ) -> None:
-    """Write every file of a version into `directory` (which must be new), manifest last, all fsynced; the FAISS
-    index kind is chosen by `ann_policy` for the number of chunks."""
-    count, dimension = data.chunk_vectors.shape
-    spec = ann.choose(count, dimension, ann_policy)
-    index = ann.build(data.chunk_vectors, spec)
-    faiss.write_index(index, str(directory / FAISS_FILE))
-    if spec.compressed:
-        np.save(directory / CHUNK_VECTORS, data.chunk_vectors, allow_pickle=False)
-    np.save(directory / SENTENCE_VECTORS, data.sentence_vectors, allow_pickle=False)
-    np.save(directory / CLAUSE_VECTORS, data.clause_vectors, allow_pickle=False)
-    if data.multilingual_vectors is not None:
-        np.save(directory / MULTILINGUAL_VECTORS, data.multilingual_vectors, allow_pickle=False)
-    _write_sqlite(directory / SQLITE_FILE, data)
-    _write_texts(directory, data)
-    _save_rows(directory / SENTENCE_ROWS, [(s.document, s.start, s.end) for s in data.sentences], 3)
-    _save_rows(
-        directory / CHUNK_ROWS, [(c.document, c.position, c.first_sentence, c.last_sentence) for c in data.chunks], 4
+    """Write every file of a version of `data` into `directory` (which must be new and empty), as a build does
+    (`VersionWriter`)."""
+    directory.mkdir(exist_ok=True)
+    multilingual = data.multilingual_vectors
+    writer = VersionWriter(
+        directory, data.chunk_vectors.shape[1], None if multilingual is None else multilingual.shape[1]
     )
-    np.save(directory / CLAUSE_ROWS, np.asarray(data.clause_sentences, dtype=np.int64), allow_pickle=False)
-    bm25_tokens, statistics = analyse(data)
-    statistics.write(directory / TERMS_FILE)
-    retriever = bm25s.BM25()
-    retriever.index(bm25_tokens, show_progress=False)
-    retriever.save(str(directory / BM25_DIR), show_progress=False)
-    for path in directory.rglob("*"):
-        if path.is_file():
-            fsync_path(path)
-    manifest = {
-        **manifest,
-        "faiss_index": ann.faiss_type(index),
-        "ann": spec.to_json(),
-        "files": file_hashes(directory),
-        "file_stats": file_stats(directory),
-    }
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-    fsync_path(directory / MANIFEST)
-    fsync_path(directory / BM25_DIR)
-    fsync_path(directory)
-
-
-def _save_rows(path: Path, rows: list[tuple[int, ...]], columns: int) -> None:
-    np.save(path, np.array(rows, dtype=np.int64).reshape(len(rows), columns), allow_pickle=False)
-
-
-def _write_texts(directory: Path, data: IndexData) -> None:
-    """The documents' texts one after another, a document at a time, and the byte offset of each."""
-    offsets = [0]
-    with (directory / TEXTS_FILE).open("wb") as stream:
+    try:
         for number in range(len(data.documents)):
-            offsets.append(offsets[-1] + stream.write(data.document_text(number).encode("utf-8")))
-    np.save(directory / TEXT_OFFSETS, np.array(offsets, dtype=np.int64), allow_pickle=False)
+            writer.add(data.article_parts(number))
+    except BaseException:
+        writer.abandon()
+        raise
+    writer.finish(manifest, ann_policy)
 
 
 def fsync_path(path: Path) -> None:
@@ -492,27 +637,6 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _write_sqlite(path: Path, data: IndexData) -> None:
-    connection = sqlite3.connect(path)
-    try:
-        with connection:
-            connection.execute(
-                """
-                CREATE TABLE documents (id INTEGER PRIMARY KEY, doc_id TEXT UNIQUE NOT NULL, title TEXT NOT NULL,
-                    publisher TEXT, published TEXT, url TEXT, content_hash TEXT NOT NULL)
-                """
-            )
-            connection.executemany(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (i, d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash)
-                    for i, d in enumerate(data.documents)
-                ),
-            )
-    finally:
-        connection.close()
 
 
 def read_manifest(directory: Path) -> Manifest:

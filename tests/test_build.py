@@ -350,7 +350,13 @@ def _crash(*args: Any, **kwargs: Any) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ["bot.store.write_version", "bot.store._write_sqlite", "bot.store.np.save", "bot.store.faiss.write_index"],
+    [
+        "bot.store.VersionWriter.add",
+        "bot.store.VersionWriter.finish",
+        "bot.store.BM25Writer.write",
+        "bot.store.faiss.write_index",
+        "bot.store.file_hashes",
+    ],
 )
 def test_crash_during_write_keeps_previous_index(
     corpus_dir: Path, built_index: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch, target: str

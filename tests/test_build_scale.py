@@ -10,16 +10,18 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import bm25s
 import numpy as np
 import pytest
 from fakes import FakeEmbedder, write_article
 
-from bot import store
+from bot import english, store
 from bot.article_vectors import EmbeddingPipeline, cut_article
 from bot.build import build_index
 from bot.chunking import ChunkingSettings
 from bot.corpus import load_corpus, scan
 from bot.embedding import QuestionBatcher, Vectors, dimension_from_files
+from bot.store import ArticleParts
 
 SETTINGS = ChunkingSettings()
 
@@ -59,11 +61,10 @@ def test_many_articles_are_embedded_in_few_calls(corpus_dir: Path, index_dir: Pa
 def test_small_batches_keep_vectors_in_article_order(corpus_dir: Path, tmp_path: Path) -> None:
     _add_articles(corpus_dir, 6)
     articles, _ = load_corpus(corpus_dir)
-    spool = tmp_path / "spool"
-    spool.mkdir()
+    done: list[ArticleParts] = []
     # Batches of a few texts: articles are split across embedding calls, and every other one comes with its
-    # vectors already made (as a reused article does), so reused and new rows interleave in the spool.
-    pipeline = EmbeddingPipeline(spool, FakeEmbedder(), batch_texts=3)
+    # vectors already made (as a reused article does), so reused and new articles interleave.
+    pipeline = EmbeddingPipeline(done.append, FakeEmbedder(), batch_texts=3)
     for number, article in enumerate(articles):
         cut = cut_article(article, SETTINGS)
         assert cut is not None
@@ -81,12 +82,39 @@ def test_small_batches_keep_vectors_in_article_order(corpus_dir: Path, tmp_path:
             )
         else:
             pipeline.add_new(parts, texts)
-    done, vectors = pipeline.finish()
+    pipeline.finish()
     assert [p.document.doc_id for p in done] == [a.doc_id for a in articles]
-    assert all(p.sentence_vectors is None for p in done)  # rows only: the vectors are on disk
-    expected = FakeEmbedder().embed([p.document.text[start:end] for p in done for start, end in p.sentence_spans])
-    assert np.allclose(np.asarray(vectors.sentences), expected, atol=1e-6)
-    assert len(vectors.chunks) == sum(len(p.chunk_bounds) for p in done)
+    for parts in done:
+        assert parts.sentence_vectors is not None and parts.chunk_vectors is not None
+        expected = FakeEmbedder().embed([parts.document.text[start:end] for start, end in parts.sentence_spans])
+        assert np.allclose(parts.sentence_vectors, expected, atol=1e-6)
+        assert len(parts.chunk_vectors) == len(parts.chunk_bounds)
+
+
+def test_a_build_streams_what_it_writes(corpus_dir: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What grows with the corpus goes to files as it comes: bm25s's in-memory indexing (every passage's tokens at
+    once) is never used, and no scratch file is left."""
+    _add_articles(corpus_dir, 12)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the build held something whole that it should stream")
+
+    monkeypatch.setattr(bm25s.BM25, "index", refuse)
+    embedder = FakeEmbedder()
+    report = build_index(corpus_dir, index_dir, embedder, SETTINGS)
+    monkeypatch.undo()
+    version = index_dir / str(report.version)
+    assert not (version / ".scratch").exists()
+    assert [p.name for p in index_dir.iterdir() if p.name.startswith(".build-")] == []
+    loaded = store.open_index(index_dir, embedder)
+    data = loaded.data
+    assert len(data.documents) == report.documents == 14
+    # Every row, text and vector is where the index says it is.
+    for sentence in range(len(data.sentences)):
+        expected = FakeEmbedder().embed([data.sentence_text(sentence)])[0]
+        assert np.allclose(data.sentence_vectors[sentence], expected, atol=1e-6)
+    word = english.terms(data.chunk_search_text(len(data.chunks) - 1))[-1]
+    assert len(data.chunks) - 1 in loaded.lexical_search([word], len(data.chunks))
 
 
 def test_nothing_changed_needs_no_embedding(corpus_dir: Path, index_dir: Path) -> None:

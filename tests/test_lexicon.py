@@ -14,7 +14,7 @@ from fakes import FakeEmbedder
 from bot import english, store
 from bot.answer import SentenceScorer, WordVectors
 from bot.errors import IndexCorruptError
-from bot.lexicon import TermStatistics, analyse, sentence_statistics
+from bot.lexicon import TermCounter, TermStatistics, sentence_statistics
 from bot.scorer import ScorerParams
 
 
@@ -49,10 +49,22 @@ def test_spellings_of_one_sound_share_a_key() -> None:
 
 def test_chunk_tokens_are_the_terms_of_the_chunk_with_its_title(built_index: Path, fake_embedder: FakeEmbedder) -> None:
     data = _opened(built_index, fake_embedder)
-    tokens, _ = analyse(data)
+    counter = TermCounter()
+    tokens = []
+    for document in range(len(data.documents)):
+        sentences, chunks = data.document_sentences(document), data.document_chunks(document)
+        tokens += counter.add_document(
+            data.document_metadata(document).title,
+            [data.sentence_text(s) for s in sentences],
+            [
+                (data.chunks[c].first_sentence - sentences.start, data.chunks[c].last_sentence - sentences.start)
+                for c in chunks
+            ],
+        )
     assert len(tokens) == len(data.chunks)
     for chunk, chunk_tokens in enumerate(tokens):
         assert chunk_tokens == english.terms(data.chunk_search_text(chunk))
+    assert counter.statistics() == data.term_statistics
 
 
 def test_the_scorer_uses_the_stored_statistics(built_index: Path, fake_embedder: FakeEmbedder) -> None:

@@ -21,7 +21,7 @@ from bot.manifest import Manifest
 from bot.store import IndexData
 
 if TYPE_CHECKING:
-    from bot.article_vectors import ArticleParts
+    from bot.store import ArticleParts
 
 
 class PassageStore(Protocol):

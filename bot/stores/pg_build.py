@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bot.article_vectors import ArticleParts
 from bot.build import BuildReport, ProgressFactory, embed_articles
 from bot.chunking import ChunkingSettings
 from bot.corpus import MAX_ARTICLE_BYTES, Article, fingerprint, load_article, scan, text_key
@@ -22,7 +21,7 @@ from bot.embedding import Embedder
 from bot.errors import ArticleError, ArticleGoneError, BuildError
 from bot.manifest import Manifest, chunking_manifest, model_manifest
 from bot.multilingual import MultilingualModel
-from bot.store import FORMAT_VERSION
+from bot.store import FORMAT_VERSION, ArticleParts
 from bot.stores.pgvector import PgSource
 
 

@@ -31,14 +31,13 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from bot.article_vectors import ArticleParts
 from bot.build import assemble
 from bot.config import redacted_database_url
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.manifest import Manifest, model_manifest
-from bot.store import REBUILD_HINT, Document, IndexData, search_text
+from bot.store import REBUILD_HINT, ArticleParts, Document, IndexData, search_text
 
 log = logging.getLogger(__name__)
 
