@@ -224,7 +224,7 @@ def render(results: list[SizeResult], model: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[SizeResult], path: Path) -> None:
+def plot(results: list[SizeResult], model: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -235,10 +235,14 @@ def plot(results: list[SizeResult], path: Path) -> None:
     xs = [r.articles for r in results]
     left.plot(xs, [r.peak / mb for r in results], marker="o", label="peak RSS")
     left.plot(xs, [r.start_rss / mb for r in results], marker="o", label="RSS before the build")
+    left.plot(xs, [(r.peak + model) / mb for r in results], marker="o", label="peak RSS + the real model")
+    one_k = next((r for r in results if r.articles == 1000), None)
+    if one_k is not None:
+        left.axhline(AIM_MEMORY * (one_k.peak + model) / mb, linestyle="--", color="grey", label="aim: 2× at 1,000")
     left.set_xlabel("articles")
     left.set_ylabel("MB")
-    left.set_title("Build memory (stand-in embedder)")
-    left.legend()
+    left.set_title("Build memory")
+    left.legend(loc="lower right", fontsize="small")
     right.plot(xs, [r.no_change for r in results], marker="o", label="nothing changed")
     right.plot(xs, [r.seconds for r in results], marker="o", label="full build (stand-in embedder)")
     right.set_yscale("log")
@@ -262,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{stem}.md").write_text(report, encoding="utf-8")
     if not args.no_plot:
-        plot(results, args.out / f"{stem}.png")
+        plot(results, model, args.out / f"{stem}.png")
     print(report)
     return 0
 

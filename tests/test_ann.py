@@ -31,6 +31,28 @@ def _clustered(count: int, seed: int = 3) -> Vectors:
 
 
 @pytest.mark.parametrize(
+    ("count", "policy"),
+    [(200, SMALL), (500, SMALL), (2000, ann.AnnPolicy(0, 0, 10**6)), (5000, SMALL)],
+    ids=["flat", "hnsw", "ivf-sq8", "ivf-pq"],
+)
+def test_every_kind_is_built_as_faiss_itself_adds(count: int, policy: ann.AnnPolicy) -> None:
+    """`build` fills an IVF-SQ8 index's lists itself (sized first, to hold no spare memory) and adds blocks to the
+    others: the index written must be the one FAISS's own `add` of all vectors at once makes, byte for byte."""
+    vectors = _clustered(count)
+    spec = ann.choose(count, DIMENSION, policy)
+    reference: Any = faiss.index_factory(DIMENSION, spec.factory, faiss.METRIC_INNER_PRODUCT)
+    if spec.kind == ann.HNSW:
+        reference.hnsw.efConstruction = spec.build["efConstruction"]
+    if not reference.is_trained:
+        reference.train(ann._training_sample(vectors, spec.build["nlist"] * ann.IVF_TRAINING_PER_LIST))
+    reference.add(vectors)
+    ann.configure(reference, spec)
+    built = ann.build(vectors, spec)
+    assert built.ntotal == count
+    assert np.array_equal(faiss.serialize_index(built), faiss.serialize_index(reference))
+
+
+@pytest.mark.parametrize(
     ("count", "kind"),
     [(10, ann.FLAT), (300, ann.FLAT), (301, ann.HNSW), (600, ann.HNSW), (601, ann.IVF_SQ8), (901, ann.IVF_PQ)],
 )
