@@ -100,6 +100,34 @@ def fixed_launch_cost() -> float:
     return float(finished.stdout.strip().splitlines()[-1])
 
 
+def launch_beside(corpus: Path, index_dir: Path) -> float:
+    """Seconds from a fresh process's start to its first answer, as `open_engine` launches: the real model loads
+    in a thread while the index is opened and checked against the corpus; the answer waits for both. (The index
+    was built with the stand-in embedder, which the engine uses for the question: the model's own encode of one
+    question is about 10 ms.)"""
+    program = (
+        "import time; start = time.perf_counter()\n"
+        "import sys; from pathlib import Path\n"
+        f"sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
+        "from bot import service, store\n"
+        "from bot.chunking import ChunkingSettings\n"
+        "from bot.config import Settings\n"
+        "from bot.engine import Engine\n"
+        "from startup import HashingEmbedder\n"
+        "loading = service._load_beside(service.load_embedder(Settings(_env_file=None)))\n"
+        f"corpus, index_dir = Path({str(corpus)!r}), Path({str(index_dir)!r})\n"
+        "embedder = HashingEmbedder()\n"
+        "index = store.open_index(index_dir, embedder)\n"
+        "assert index.manifest.stale_reason(corpus, ChunkingSettings(), None) is None\n"
+        "engine = Engine(index_dir, embedder, index)\n"
+        "loading.result()\n"
+        "engine.answer('Who is Mamai in Almaty?')\n"
+        "print(time.perf_counter() - start)"
+    )
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(finished.stdout.strip().splitlines()[-1])
+
+
 def measure(articles: int, workdir: Path) -> dict[str, float]:
     corpus, index_dir = workdir / f"corpus-{articles}", workdir / f"index-{articles}"
     write_corpus(corpus, articles)
@@ -127,6 +155,9 @@ def measure(articles: int, workdir: Path) -> dict[str, float]:
     )
     steps["Engine (scorer included)"], engine = timed(lambda: Engine(index_dir, embedder, index))
     steps["first answer"], _ = timed(lambda: engine.answer("Who is Mamai in Almaty?"))
+    steps["launch to first answer, fresh process, model loading beside the index steps"] = launch_beside(
+        corpus, index_dir
+    )
     steps["bytes on disk"] = float(sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()))
     return steps
 
@@ -173,8 +204,9 @@ def main() -> None:
         "",
         f"What does not grow with the archive, in a fresh process: importing the bot and torch and loading the model "
         f"took {model_load:.1f} s. Launch to first answer at {TARGET_ARTICLES:,} articles, projected: "
-        f"{model_load + projected_total:.1f} s (that, plus opening the index, the staleness check, the engine and "
-        "the first answer).",
+        f"{model_load + projected_total:.1f} s if each waited for the other (that, plus opening the index, the "
+        "staleness check, the engine and the first answer). The product loads the model beside the index steps "
+        '(`bot/service.py`); the row "launch to first answer" above measures that whole launch in a fresh process.',
     ]
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,10 @@ The kind is chosen by the number of chunks (`AnnPolicy`), and the manifest recor
 (`AnnSpec`), so that a reader searches an index exactly as it was meant to be searched:
 
 - **flat** (`Flat`, up to 20,000 chunks): exact search, while a scan of every vector is fast.
-- **hnsw** (`HNSW32,Flat`, up to 500,000 chunks): a graph over the full vectors, needing no training, so its
-  recall does not depend on how well clusters fit the corpus; but it takes 1.8 KB a passage (384 dimensions)
-  and its build grows fastest (230 s at 100k on two busy cores, against 24 s for IVF-SQ8).
+- **hnsw** (`HNSW32,Flat`, up to 200,000 chunks): a graph over the full vectors, needing no training, so its
+  recall does not depend on how well clusters fit the corpus; but it takes 1.8 KB a passage (384 dimensions),
+  held whole while it is built, and its build grows fastest (230 s at 100k on two busy cores, against 24 s for
+  IVF-SQ8).
 - **ivf-sq8** (`IVF<nlist>,SQ8`, up to 10 million): vectors clustered, stored as one byte per dimension (400 B a
   passage); as fast as HNSW at 100k in the bench, at the same recall.
 - **ivf-pq** (`IVF<nlist>,PQ<m>x4fs`): vectors clustered and stored as `m` 4-bit codes, one per two
@@ -49,10 +50,10 @@ COMPRESSED_KINDS = frozenset({IVF_SQ8, IVF_PQ})
 HNSW_LINKS = 32
 # Graph quality at build time; 80 reached recall 0.95 at a lower efSearch than FAISS's default 40 (bench).
 HNSW_EF_CONSTRUCTION = 80
-# Candidates kept while walking the graph at search time. Recall falls as the graph grows: at 500,000 passages,
-# the largest size given HNSW (`AnnPolicy.graph_max`), 64 held recall@10 at 0.961 and 128 at 0.981, for a median
-# 0.29 and 0.45 ms (bench/results/search_scale-500000-hnsw.md, -1000000-hnsw.md; synthetic vectors, so keep
-# the margin for real text).
+# Candidates kept while walking the graph at search time. Recall falls as the graph grows: at 500,000 passages
+# (HNSW's largest size before `AnnPolicy.graph_max` was lowered to 200,000), 64 held recall@10 at 0.961 and 128
+# at 0.981, for a median 0.29 and 0.45 ms (bench/results/search_scale-500000-hnsw.md, -1000000-hnsw.md;
+# synthetic vectors, so keep the margin for real text).
 HNSW_EF_SEARCH = 128
 # k-means sees this many vectors per cluster when the IVF index is trained (FAISS warns under 39; more costs
 # minutes at 1M vectors on two cores and did not raise recall in the bench).
@@ -84,8 +85,10 @@ class AnnPolicy:
     # bound by memory bandwidth, so about 20k keeps it within 5 ms (it was 50k before the bench; HNSW holds
     # recall@10 at 0.999 from there).
     exact_max: int = 20_000
-    # Past this, HNSW's memory (0.9 GB at 500k) and build time buy nothing over IVF-SQ8 in the bench.
-    graph_max: int = 500_000
+    # Past this, HNSW's memory and build time buy nothing over IVF-SQ8 in the bench (the same recall and speed
+    # at 100k, a tenth of the build time), and a build holds the whole graph: 1.85 KB a passage, 0.37 GB at 200k,
+    # which keeps a build within twice the peak of a 1,000-article one (bench/build_scale.py; it was 500k, 0.9 GB).
+    graph_max: int = 200_000
     # Past this, SQ8's 400 B a passage (4 GB at 10M) gives way to PQ's ~100 B.
     sq8_max: int = 10_000_000
 
@@ -198,6 +201,24 @@ def _blocks(vectors: Vectors | NpyRows) -> Iterator[Vectors]:
         yield np.ascontiguousarray(block, dtype=np.float32)
 
 
+def _reserve(index: Any, count: int) -> None:
+    """Make room at once for `count` vectors in a Flat or HNSW index (and its graph's links): FAISS grows these
+    arrays as blocks are added, by doubling, which held up to twice the vectors while building. (Resizing a
+    vector up and back down keeps what it allocated.)"""
+    graph: Any = index.hnsw if isinstance(index, faiss.IndexHNSW) else None
+    storage = faiss.downcast_index(index.storage) if graph is not None else index
+    if isinstance(storage, faiss.IndexFlatCodes):
+        storage.codes.resize(count * storage.code_size)
+        storage.codes.resize(storage.ntotal * storage.code_size)
+    if graph is not None:
+        # Links per vector: 2·M on the ground level, M on each level above, which a vector reaches with
+        # probability 1/M, 1/M², ... (FAISS's level distribution): about 2·M + 1; a quarter of M spare.
+        links = graph.nb_neighbors(0) + graph.nb_neighbors(1) // 4
+        size = graph.neighbors.size()
+        graph.neighbors.resize(size + count * links)
+        graph.neighbors.resize(size)
+
+
 def _add(index: Any, vectors: Vectors | NpyRows) -> None:
     """Add every vector, in order, numbered from 0.
 
@@ -210,6 +231,7 @@ def _add(index: Any, vectors: Vectors | NpyRows) -> None:
     ivf = faiss.try_extract_index_ivf(index)
     lists = None if ivf is None or ivf.invlists is None else faiss.downcast_InvertedLists(ivf.invlists)
     if ivf is None or not isinstance(lists, faiss.ArrayInvertedLists):
+        _reserve(index, len(vectors))
         for block in _blocks(vectors):
             index.add(block)
         return

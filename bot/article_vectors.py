@@ -82,13 +82,21 @@ class EmbeddingPipeline:
         self._batch_texts = batch_texts
         self._queue: list[tuple[ArticleParts, list[str] | None]] = []  # texts None: vectors already held
         self._queued_texts = 0
+        self._held_rows = 0  # vectors held by reused articles in the queue
         self.embedded_texts = 0
         self.multilingual_texts = 0
 
     def add_reused(self, parts: ArticleParts) -> None:
+        needs_multilingual = self._multilingual is not None and parts.multilingual_vectors is None
+        if not self._queue and not needs_multilingual:
+            self._sink(parts)  # nothing to embed and nothing before it: written at once, never held
+            return
         self._queue.append((parts, None))
-        if self._multilingual is not None and parts.multilingual_vectors is None:
+        if needs_multilingual:
             self._queued_texts += len(parts.sentence_spans)
+        # The vectors it holds count toward the batch too, or a long run of reused articles behind one new
+        # article would all be held until the end.
+        self._held_rows += len(parts.chunk_bounds) + len(parts.sentence_spans) + len(parts.clause_sentences)
         self._flush_if_full()
 
     def add_new(self, parts: ArticleParts, texts: list[str]) -> None:
@@ -100,11 +108,11 @@ class EmbeddingPipeline:
         self._flush()
 
     def _flush_if_full(self) -> None:
-        if self._queued_texts >= self._batch_texts:
+        if self._queued_texts + self._held_rows >= self._batch_texts:
             self._flush()
 
     def _flush(self) -> None:
-        queue, self._queue, self._queued_texts = self._queue, [], 0
+        queue, self._queue, self._queued_texts, self._held_rows = self._queue, [], 0, 0
         texts = [text for _, article_texts in queue for text in article_texts or ()]
         vectors = self._embedder.embed(texts) if texts else np.zeros((0, self._embedder.dimension), np.float32)
         self.embedded_texts += len(texts)

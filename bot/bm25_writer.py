@@ -71,8 +71,8 @@ class BM25Writer:
     writer is also a context manager).
 
     Memory, whatever the number of passages or tokens:
-    - per distinct token: the token→id dict and the set that reproduces bm25s's vocabulary order (the strings
-      themselves are the caller's), a document frequency (8 bytes), and at `write` its final id, idf and block
+    - per distinct token: its string, held by the token→id dict and the set that reproduces bm25s's vocabulary
+      order, a document frequency (8 bytes), and at `write` its final id, idf and block
       position (some 20 bytes) and the vocabulary's JSON;
     - per passage: its length and number of distinct tokens (8 bytes), at `write` another 16 (where its postings
       end and its length normalisation);

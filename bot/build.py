@@ -143,10 +143,11 @@ def build_index(
         ):
             return _up_to_date(report, previous.manifest, started, strict)
         staging = Path(tempfile.mkdtemp(prefix=_BUILD_PREFIX, dir=index_dir))
-        writer = store.VersionWriter(
-            staging, embedder.dimension, None if multilingual is None else multilingual.dimension
-        )
+        writer: store.VersionWriter | None = None
         try:
+            writer = store.VersionWriter(
+                staging, embedder.dimension, None if multilingual is None else multilingual.dimension
+            )
             documents, files = _embed_corpus(
                 files,
                 _PreviousArticles(previous, multilingual),
@@ -171,7 +172,8 @@ def build_index(
             manifest = _manifest(embedder, chunking, files, documents, report, multilingual)
             report.version = _publish(index_dir, staging, writer, manifest)
         except BaseException:
-            writer.abandon()
+            if writer is not None:
+                writer.abandon()
             shutil.rmtree(staging, ignore_errors=True)
             raise
         report.seconds = time.perf_counter() - started
@@ -198,7 +200,8 @@ def _embed_corpus(
     to_embed = sum(
         1
         for file in files
-        if reusable.content_hash(file.name) != file.sha256 or (multilingual is not None and not reusable.multilingual)
+        if reusable.content_hash(file.name) != file.sha256
+        or (multilingual is not None and not reusable.reuses_multilingual)
     )
     bar = progress(to_embed) if progress and to_embed else None
     documents: dict[str, dict[str, Any]] = {}
@@ -326,7 +329,7 @@ class _PreviousArticles:
             {} if data is None else {data.document_metadata(n).doc_id: n for n in range(len(data.documents))}
         )
         # Multilingual vectors are reused only when made by the same multilingual model.
-        self.multilingual = (
+        self.reuses_multilingual = (
             previous is not None and multilingual is not None and previous.manifest.has_multilingual(multilingual)
         )
 
@@ -338,7 +341,7 @@ class _PreviousArticles:
         """The rows and vectors (copies) of the article `name`, which must be in the version."""
         data = self._data
         assert data is not None
-        return data.article_parts(self._numbers[name], multilingual=self.multilingual)
+        return data.article_parts(self._numbers[name], multilingual=self.reuses_multilingual)
 
 
 def _manifest(

@@ -510,10 +510,7 @@ class VersionWriter:
     def add(self, parts: ArticleParts) -> None:
         """One document with its rows and vectors, after those already added."""
         document = parts.document
-        if parts.chunk_vectors is None or parts.sentence_vectors is None or parts.clause_vectors is None:
-            raise ValueError(f"{document.doc_id} comes without its vectors")
-        if (self._multilingual_vectors is None) != (parts.multilingual_vectors is None):
-            raise ValueError(f"{document.doc_id}: multilingual vectors are expected for every document or none")
+        vectors = self._checked_vectors(parts)
         number, first = self.documents, self.sentences
         self._sqlite.execute(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -536,11 +533,8 @@ class VersionWriter:
             or np.zeros((0, 4))
         )
         self._clause_rows.append([first + sentence for sentence in parts.clause_sentences])
-        self._chunk_vectors.append(parts.chunk_vectors)
-        self._sentence_vectors.append(parts.sentence_vectors)
-        self._clause_vectors.append(parts.clause_vectors)
-        if self._multilingual_vectors is not None and parts.multilingual_vectors is not None:
-            self._multilingual_vectors.append(parts.multilingual_vectors)
+        for spool, rows in zip(self._vector_spools(), vectors, strict=True):
+            spool.append(rows)
         sentence_texts = [document.text[start:end] for start, end in spans]
         for tokens in self._terms.add_document(document.title, sentence_texts, parts.chunk_bounds):
             self._lexical.add(tokens)
@@ -548,6 +542,33 @@ class VersionWriter:
         self.sentences += len(spans)
         self.chunks += len(parts.chunk_bounds)
         self.clauses += len(parts.clause_sentences)
+
+    def _vector_spools(self) -> list[ArraySpool]:
+        spools = [self._chunk_vectors, self._sentence_vectors, self._clause_vectors]
+        return spools if self._multilingual_vectors is None else [*spools, self._multilingual_vectors]
+
+    def _checked_vectors(self, parts: ArticleParts) -> list[Vectors]:
+        """The article's vectors in the order of `_vector_spools`, each checked to hold one row per row of the
+        article, of the width written (a mismatch would otherwise only show when the version is opened)."""
+        name = parts.document.doc_id
+        if self._multilingual_vectors is None and parts.multilingual_vectors is not None:
+            raise ValueError(f"{name}: multilingual vectors given to a version written without them")
+        given = [parts.chunk_vectors, parts.sentence_vectors, parts.clause_vectors, parts.multilingual_vectors]
+        rows = [
+            len(parts.chunk_bounds),
+            len(parts.sentence_spans),
+            len(parts.clause_sentences),
+            len(parts.sentence_spans),
+        ]
+        checked = []
+        for spool, vectors, count in zip(self._vector_spools(), given, rows, strict=False):
+            if vectors is None or vectors.shape != (count, spool.columns):
+                found = "none" if vectors is None else f"shape {vectors.shape}"
+                raise ValueError(
+                    f"{name}: {count} vectors of width {spool.columns} expected in {spool.path.name}, {found} given"
+                )
+            checked.append(vectors)
+        return checked
 
     def finish(self, manifest: dict[str, Any], ann_policy: ann.AnnPolicy = ann.DEFAULT_POLICY) -> None:
         """Write the FAISS index (its kind chosen by `ann_policy` for the number of chunks), the term statistics
@@ -588,16 +609,7 @@ class VersionWriter:
         self._lexical.close()
 
     def _spools(self) -> list[ArraySpool]:
-        spools = [
-            self._chunk_vectors,
-            self._sentence_vectors,
-            self._clause_vectors,
-            self._sentence_rows,
-            self._chunk_rows,
-            self._clause_rows,
-            self._text_offsets,
-        ]
-        return spools if self._multilingual_vectors is None else [*spools, self._multilingual_vectors]
+        return [*self._vector_spools(), self._sentence_rows, self._chunk_rows, self._clause_rows, self._text_offsets]
 
     def _close(self) -> None:
         for spool in self._spools():
@@ -606,28 +618,6 @@ class VersionWriter:
         with self._sqlite:
             pass  # commits the inserts
         self._sqlite.close()
-
-
-def write_version(
-    directory: Path,
-    data: IndexData,
-    manifest: dict[str, Any],
-    ann_policy: ann.AnnPolicy = ann.DEFAULT_POLICY,
-) -> None:
-    """Write every file of a version of `data` into `directory` (which must be new and empty), as a build does
-    (`VersionWriter`)."""
-    directory.mkdir(exist_ok=True)
-    multilingual = data.multilingual_vectors
-    writer = VersionWriter(
-        directory, data.chunk_vectors.shape[1], None if multilingual is None else multilingual.shape[1]
-    )
-    try:
-        for number in range(len(data.documents)):
-            writer.add(data.article_parts(number))
-    except BaseException:
-        writer.abandon()
-        raise
-    writer.finish(manifest, ann_policy)
 
 
 def fsync_path(path: Path) -> None:

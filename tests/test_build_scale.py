@@ -58,28 +58,35 @@ def test_many_articles_are_embedded_in_few_calls(corpus_dir: Path, index_dir: Pa
         assert np.allclose(loaded.data.sentence_vectors[sentence], expected, atol=1e-6)
 
 
-def test_small_batches_keep_vectors_in_article_order(corpus_dir: Path, tmp_path: Path) -> None:
+def _with_vectors(parts: ArticleParts, texts: list[str]) -> ArticleParts:
+    """An article as the build reuses it: with its vectors already made."""
+    made = FakeEmbedder().embed(texts)
+    chunks, sentences = len(parts.chunk_bounds), len(parts.sentence_spans)
+    return dataclasses.replace(
+        parts,
+        chunk_vectors=made[:chunks],
+        sentence_vectors=made[chunks : chunks + sentences],
+        clause_vectors=made[chunks + sentences :],
+    )
+
+
+def _cuts(corpus_dir: Path) -> list[tuple[ArticleParts, list[str]]]:
+    articles, _ = load_corpus(corpus_dir)
+    cuts = [cut_article(article, SETTINGS) for article in articles]
+    assert all(cut is not None for cut in cuts)
+    return [cut for cut in cuts if cut is not None]
+
+
+def test_small_batches_keep_vectors_in_article_order(corpus_dir: Path) -> None:
     _add_articles(corpus_dir, 6)
     articles, _ = load_corpus(corpus_dir)
     done: list[ArticleParts] = []
     # Batches of a few texts: articles are split across embedding calls, and every other one comes with its
     # vectors already made (as a reused article does), so reused and new articles interleave.
     pipeline = EmbeddingPipeline(done.append, FakeEmbedder(), batch_texts=3)
-    for number, article in enumerate(articles):
-        cut = cut_article(article, SETTINGS)
-        assert cut is not None
-        parts, texts = cut
+    for number, (parts, texts) in enumerate(_cuts(corpus_dir)):
         if number % 2:
-            made = FakeEmbedder().embed(texts)
-            chunks, sentences = len(parts.chunk_bounds), len(parts.sentence_spans)
-            pipeline.add_reused(
-                dataclasses.replace(
-                    parts,
-                    chunk_vectors=made[:chunks],
-                    sentence_vectors=made[chunks : chunks + sentences],
-                    clause_vectors=made[chunks + sentences :],
-                )
-            )
+            pipeline.add_reused(_with_vectors(parts, texts))
         else:
             pipeline.add_new(parts, texts)
     pipeline.finish()
@@ -89,6 +96,57 @@ def test_small_batches_keep_vectors_in_article_order(corpus_dir: Path, tmp_path:
         expected = FakeEmbedder().embed([parts.document.text[start:end] for start, end in parts.sentence_spans])
         assert np.allclose(parts.sentence_vectors, expected, atol=1e-6)
         assert len(parts.chunk_vectors) == len(parts.chunk_bounds)
+
+
+def test_reused_articles_behind_a_new_one_are_not_held_until_the_end(corpus_dir: Path) -> None:
+    """One changed article among many unchanged ones: those after it are handed on as the batch fills, not kept
+    (with their vectors) until the pipeline finishes."""
+    _add_articles(corpus_dir, 40)
+    cuts = _cuts(corpus_dir)
+    done: list[ArticleParts] = []
+    batch = 64
+    pipeline = EmbeddingPipeline(done.append, FakeEmbedder(), batch_texts=batch)
+    pipeline.add_new(*cuts[0])
+    for parts, texts in cuts[1:]:
+        pipeline.add_reused(_with_vectors(parts, texts))
+    held = [texts for _, texts in cuts[len(done) :]]
+    assert sum(map(len, held)) < batch + max(len(texts) for _, texts in cuts)
+    pipeline.finish()
+    assert [p.document.doc_id for p in done] == [parts.document.doc_id for parts, _ in cuts]
+
+
+def test_reused_articles_with_nothing_queued_are_written_at_once(corpus_dir: Path) -> None:
+    _add_articles(corpus_dir, 5)
+    done: list[ArticleParts] = []
+    pipeline = EmbeddingPipeline(done.append, FakeEmbedder())
+    for number, (parts, texts) in enumerate(_cuts(corpus_dir)):
+        pipeline.add_reused(_with_vectors(parts, texts))
+        assert len(done) == number + 1
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda p: dataclasses.replace(p, sentence_vectors=None),
+        lambda p: dataclasses.replace(p, chunk_vectors=p.chunk_vectors[:-1]),
+        lambda p: dataclasses.replace(p, clause_vectors=np.zeros((len(p.clause_sentences), 7), np.float32)),
+        lambda p: dataclasses.replace(
+            p, sentence_vectors=p.sentence_vectors.reshape(-1, 2 * p.sentence_vectors.shape[1])
+        ),
+        lambda p: dataclasses.replace(p, multilingual_vectors=p.sentence_vectors),
+    ],
+    ids=["missing", "a row short", "another width", "rows folded", "multilingual unasked"],
+)
+def test_a_version_refuses_vectors_that_do_not_match_the_rows(
+    corpus_dir: Path, tmp_path: Path, broken: Callable[[ArticleParts], ArticleParts]
+) -> None:
+    _add_articles(corpus_dir, 2)
+    parts = [_with_vectors(*cut) for cut in _cuts(corpus_dir) if len(cut[0].sentence_spans) % 2 == 0]
+    writer = store.VersionWriter(tmp_path, FakeEmbedder().dimension)
+    writer.add(parts[0])
+    with pytest.raises(ValueError, match=parts[1].document.doc_id):
+        writer.add(broken(parts[1]))
+    writer.abandon()
 
 
 def test_a_build_streams_what_it_writes(corpus_dir: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
