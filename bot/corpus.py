@@ -46,12 +46,18 @@ _FIELD_ALIASES = {
 class CorpusFile:
     """A file in the corpus folder, identified by its path relative to the folder and its bytes' hash."""
 
-    path: Path
-    name: str
+    folder: Path  # the corpus folder
+    name: str  # the path below it, with "/" between folders
     sha256: str
     size: int
     unreadable: str | None = None  # why the file could not be read, if it could not
     mtime_ns: int = 0
+
+    @property
+    def path(self) -> Path:
+        # Made when asked for: building a Path per file was half of the staleness check at every launch (1.3 s
+        # of 2.9 s at 100,000 files), and only the files a build reads need one.
+        return self.folder / self.name
 
 
 # What a previous scan knew of a file: (size, mtime in ns, SHA-256), by name relative to the corpus folder.
@@ -87,10 +93,9 @@ def scan(corpus_dir: Path, known: KnownFiles | None = None) -> list[CorpusFile]:
     # made the staleness check at every launch take seconds on an archive of 100,000 files.
     for parts, entry in sorted(_entries(corpus_dir, ()), key=lambda found: found[0]):
         name = "/".join(parts)
-        path = corpus_dir / name
         if entry.is_symlink():
             if entry.is_file():
-                files.append(CorpusFile(path, name, "", 0, _SYMLINK))
+                files.append(CorpusFile(corpus_dir, name, "", 0, _SYMLINK))
             continue
         try:
             if not entry.is_file(follow_symlinks=False):
@@ -100,11 +105,11 @@ def scan(corpus_dir: Path, known: KnownFiles | None = None) -> list[CorpusFile]:
             if recorded is not None and recorded[:2] == (status.st_size, status.st_mtime_ns):
                 digest = recorded[2]
             else:
-                digest = sha256_file(path)
+                digest = sha256_file(Path(entry.path))
         except OSError as exc:  # No permission, or deleted while we looked: skip it, build the rest.
-            files.append(CorpusFile(path, name, "", 0, f"cannot be read ({exc.strerror or exc})"))
+            files.append(CorpusFile(corpus_dir, name, "", 0, f"cannot be read ({exc.strerror or exc})"))
             continue
-        files.append(CorpusFile(path, name, digest, status.st_size, mtime_ns=status.st_mtime_ns))
+        files.append(CorpusFile(corpus_dir, name, digest, status.st_size, mtime_ns=status.st_mtime_ns))
     return files
 
 

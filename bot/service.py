@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from bot.build import BuildReport, ProgressFactory, build_index
 from bot.config import Settings
@@ -101,9 +100,6 @@ def open_engine(
     A mismatched or corrupted index raises its `IndexStoreError`: that needs a person's decision.
     """
     source = store_source(settings)
-    # The model loads (mostly importing torch and reading weights) while the index is opened and checked: at
-    # 100,000 articles each takes seconds, and the first answer needs both.
-    loading = _load_beside(embedder)
     index = None
     try:
         index = source.open(embedder)
@@ -127,8 +123,8 @@ def open_engine(
         index = source.open(embedder)
     assert index is not None
     log.info("Answering from %s, state %s", source.describe(), index.version)
-    if loading is not None:
-        loading.result()  # loaded before the first question, not in the middle of it; its error, if any, now
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        embedder.load()  # Now, once, rather than in the middle of the first question (or the rebuild's).
     return Engine(
         source,
         embedder,
@@ -137,16 +133,6 @@ def open_engine(
         writer=load_writer(settings, embedder, multilingual),
         multilingual=multilingual,
     )
-
-
-def _load_beside(embedder: Embedder) -> Future[None] | None:
-    """Start loading the embedder's model in a thread of its own (None when it has no model to load)."""
-    if not isinstance(embedder, SentenceTransformerEmbedder) or embedder.loaded:
-        return None
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
-    loading = pool.submit(embedder.load)
-    pool.shutdown(wait=False)  # the thread ends when the model is loaded
-    return loading
 
 
 def load_writer(

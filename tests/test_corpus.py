@@ -22,7 +22,7 @@ BODY = (
 def _file(path: Path, root: Path | None = None) -> CorpusFile:
     data = path.read_bytes()
     name = path.relative_to(root).as_posix() if root else path.name
-    return CorpusFile(path, name, hashlib.sha256(data).hexdigest(), len(data))
+    return CorpusFile(root or path.parent, name, hashlib.sha256(data).hexdigest(), len(data))
 
 
 def _load(path: Path, max_bytes: int | None = None) -> Article:

@@ -45,7 +45,7 @@ def _indexed_texts(index_dir: Path) -> str:
 
 def _load(path: Path) -> str:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return load_article(CorpusFile(path, path.name, digest, path.stat().st_size)).text
+    return load_article(CorpusFile(path.parent, path.name, digest, path.stat().st_size)).text
 
 
 # Legacy encodings ---------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def test_a_cp1251_russian_article_is_detected_and_decoded(tmp_path: Path) -> Non
 def test_a_latin1_markdown_article_keeps_its_front_matter_and_accents(tmp_path: Path) -> None:
     path = tmp_path / "fr.md"
     path.write_bytes(("---\ntitle: Élection à Almaty\n---\n\n" + FRENCH).encode("latin-1"))
-    article = load_article(CorpusFile(path, "fr.md", hashlib.sha256(path.read_bytes()).hexdigest(), 1))
+    article = load_article(CorpusFile(path.parent, "fr.md", hashlib.sha256(path.read_bytes()).hexdigest(), 1))
     assert article.title == "Élection à Almaty"
     assert "Le président a déclaré que l'élection était équitable" in article.text
 

@@ -137,5 +137,5 @@ def test_yaml_front_matter_cannot_run_code(tmp_path: Path) -> None:
     )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(ArticleError, match="YAML"):
-        load_article(CorpusFile(path, path.name, digest, path.stat().st_size))
+        load_article(CorpusFile(path.parent, path.name, digest, path.stat().st_size))
     assert not marker.exists()

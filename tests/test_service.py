@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,6 @@ from fakes import FakeEmbedder, write_article
 from bot.build import BuildReport
 from bot.cli import log_level
 from bot.config import Settings
-from bot.embedding import SentenceTransformerEmbedder, Vectors
 from bot.errors import IndexCorruptError, IndexMismatchError
 from bot.service import open_engine
 from bot.store import current_version
@@ -110,32 +107,3 @@ def test_log_level_is_the_setting_when_set_else_the_commands_own(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert log_level(Settings(_env_file=None), unless_set) == expected  # type: ignore[call-arg]
-
-
-class _ModelOnTheSide(SentenceTransformerEmbedder):
-    """The real model's files (name, weights hash, dimension) with a fake's vectors; `load` only records where
-    and when it ran, and takes a while, as loading the model does."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._fake = FakeEmbedder(self.dimension)
-        self.loads: list[str] = []
-        self.load_done = threading.Event()
-
-    def load(self) -> None:
-        self.loads.append(threading.current_thread().name)
-        time.sleep(0.3)
-        self.load_done.set()
-
-    def embed(self, texts: list[str]) -> Vectors:
-        return self._fake.embed(texts)
-
-
-def test_the_model_loads_beside_the_index_checks(corpus_dir: Path, index_dir: Path) -> None:
-    """At 100,000 articles opening and checking the index take seconds, and so does loading the model: they run
-    side by side, and the engine is handed over only once the model is loaded."""
-    embedder = _ModelOnTheSide()
-    engine = open_engine(_settings(corpus_dir, index_dir), embedder)
-    assert embedder.load_done.is_set()
-    assert len(embedder.loads) == 1 and embedder.loads[0] != threading.main_thread().name
-    assert engine.answer("Who leads the Democratic Party?").citations
