@@ -561,6 +561,7 @@ class VersionWriter:
             len(parts.sentence_spans),
         ]
         checked = []
+        # Without a multilingual spool the last of `given` (None, checked above) has nothing to pair with.
         for spool, vectors, count in zip(self._vector_spools(), given, rows, strict=False):
             if vectors is None or vectors.shape != (count, spool.columns):
                 found = "none" if vectors is None else f"shape {vectors.shape}"
