@@ -60,4 +60,4 @@ bench: $(INSTALLED)
 	echo "== make bench: $$(( $$(date +%s) - start )) s in all (budget 600 s); load average: $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 clean:
-	rm -rf $(VENV) index/v-* index/CURRENT index/.build-*
+	rm -rf $(VENV) index/v-* index/CURRENT index/.build-* index/postgres

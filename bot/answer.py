@@ -25,7 +25,6 @@ from rapidfuzz.distance import OSA
 from bot import english
 from bot.embedding import Vectors
 from bot.english import AnswerType
-from bot.lexicon import sentence_statistics
 from bot.scorer import FEATURES, Matrix, ScorerParams
 from bot.search import Passage
 from bot.store import IndexData
@@ -261,8 +260,6 @@ class SentenceScorer:
         self.params = params
         self._word_vectors = word_vectors
         statistics = data.term_statistics
-        if statistics is None:  # a store that keeps none (bot/lexicon.py): count them now
-            statistics = sentence_statistics(data.sentence_text(i) for i in range(len(data.sentences)))
         self._idf = statistics.idf()
         # A word the articles never use is as telling as the rarest word they do.
         self._unseen_idf = math.log(1 + max(1, statistics.sentences))

@@ -17,19 +17,17 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bot import store
 from bot.article_vectors import EmbeddingPipeline, cut_article
 from bot.chunking import ChunkingSettings
 from bot.corpus import MAX_ARTICLE_BYTES, Article, CorpusFile, fingerprint, known_files, load_article, scan, text_key
-from bot.embedding import Embedder, Vectors
+from bot.embedding import Embedder
 from bot.errors import ArticleError, ArticleGoneError, BuildError, IndexStoreError
 from bot.manifest import Manifest, chunking_manifest, model_manifest
 from bot.multilingual import MultilingualModel
@@ -415,24 +413,26 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-# The narrow seam through which another store builds (bot/stores/pgvector.py): articles chunked and embedded
-# exactly as a build does it, and a state assembled from their parts, so both stores hold the same vectors.
+# The narrow seam through which another store builds (bot/stores/pg_build.py): articles chunked and embedded
+# exactly as a build does it, so both stores hold the same vectors.
 
 
 def embed_articles(
-    articles: list[Article],
+    articles: Iterable[Article],
+    count: int,
+    sink: Callable[[store.ArticleParts], Any],
     embedder: Embedder,
     chunking: ChunkingSettings,
     *,
     multilingual: MultilingualModel | None = None,
     progress: ProgressFactory | None = None,
-) -> tuple[list[store.ArticleParts], dict[str, str]]:
-    """Each article's rows with its vectors in memory (with multilingual sentence vectors when a model is given),
-    embedded in batches across articles, and the articles left out with their reasons (no sentences found)."""
+) -> dict[str, str]:
+    """Hand `sink` each article's rows with its vectors in memory (with multilingual sentence vectors when a
+    model is given), embedded in batches across articles, as each batch is done; `count` (at most) articles
+    are expected, for the progress bar. Returns the articles left out with their reasons (no sentences found)."""
     skipped: dict[str, str] = {}
-    parts: list[store.ArticleParts] = []
-    bar = progress(len(articles)) if progress and articles else None
-    pipeline = EmbeddingPipeline(parts.append, embedder, multilingual, None if bar is None else lambda: bar.update(1))
+    bar = progress(count) if progress and count else None
+    pipeline = EmbeddingPipeline(sink, embedder, multilingual, None if bar is None else lambda: bar.update(1))
     for article in articles:
         cut = cut_article(article, chunking)
         if cut is None:
@@ -442,37 +442,4 @@ def embed_articles(
     pipeline.finish()
     if bar is not None:
         bar.close()
-    return parts, skipped
-
-
-def assemble(parts: list[store.ArticleParts], dimension: int, multilingual_dimension: int | None) -> store.IndexData:
-    """One state's rows and vectors from its documents' parts (each holding its vectors), in the order given;
-    with multilingual sentence vectors when `multilingual_dimension` is given (every part must then hold them)."""
-
-    def stack(arrays: list[Vectors | None], width: int) -> Vectors:
-        held = [array for array in arrays if array is not None]
-        return np.vstack(held).astype(np.float32) if held else np.zeros((0, width), np.float32)
-
-    sentences: list[store.SentenceRow] = []
-    chunks: list[store.ChunkRow] = []
-    clause_sentences: list[int] = []
-    for number, part in enumerate(parts):
-        offset = len(sentences)
-        clause_sentences += [offset + sentence for sentence in part.clause_sentences]
-        sentences += [store.SentenceRow(number, start, end) for start, end in part.sentence_spans]
-        chunks += [
-            store.ChunkRow(number, position, offset + first, offset + last)
-            for position, (first, last) in enumerate(part.chunk_bounds)
-        ]
-    return store.IndexData(
-        documents=[part.document for part in parts],
-        sentences=sentences,
-        chunks=chunks,
-        chunk_vectors=stack([part.chunk_vectors for part in parts], dimension),
-        sentence_vectors=stack([part.sentence_vectors for part in parts], dimension),
-        clause_sentences=clause_sentences,
-        clause_vectors=stack([part.clause_vectors for part in parts], dimension),
-        multilingual_vectors=None
-        if multilingual_dimension is None
-        else stack([part.multilingual_vectors for part in parts], multilingual_dimension),
-    )
+    return skipped

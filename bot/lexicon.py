@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,11 +99,3 @@ class TermCounter:
         return TermStatistics(
             self.sentences, self.document_frequency, {key: list(stems) for key, stems in self.stems_by_key.items()}
         )
-
-
-def sentence_statistics(texts: Iterable[str]) -> TermStatistics:
-    """The term statistics of these sentences (a store that keeps none counts them at open)."""
-    counter = TermCounter()
-    for text in texts:
-        counter.add(text)
-    return counter.statistics()

@@ -42,9 +42,10 @@ def store_source(settings: Settings) -> StoreSource:
     url = settings.database()
     if url is None:
         return FaissDirSource(settings.index_dir)
+    from bot.stores.pg_copy import COPIES_FOLDER
     from bot.stores.pgvector import PgSource
 
-    return PgSource(url)
+    return PgSource(url, copies=settings.index_dir / COPIES_FOLDER)
 
 
 def build_store(

@@ -231,10 +231,10 @@ class IndexData:
     sentence_vectors: Vectors
     clause_sentences: Sequence[int] | Rows
     clause_vectors: Vectors
+    # The sentences' term statistics, counted when the version was written (bot/lexicon.py).
+    term_statistics: TermStatistics
     # One multilingual-model vector per sentence (passage side), or None when the index was built without them.
     multilingual_vectors: Vectors | None = None
-    # Counted at build time; None when the store keeps none (the scorer then counts them, bot/lexicon.py).
-    term_statistics: TermStatistics | None = None
 
     def document_metadata(self, document: int) -> DocumentMetadata:
         if isinstance(self.documents, StoredDocuments):
@@ -474,9 +474,14 @@ class VersionWriter:
     grows is what is per word (term statistics, the lexical vocabulary) and, at `finish`, the FAISS index's
     own memory (bot/ann.py). `finish` writes the rest, manifest last, all fsynced; `abandon` closes what is
     open when the build fails (the caller removes the directory).
+
+    Without `searchable`, it writes neither the FAISS index nor the lexical index (and keeps the chunk vectors'
+    file): a copy of a state that another store searches (bot/stores/pg_copy.py).
     """
 
-    def __init__(self, directory: Path, dimension: int, multilingual_dimension: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, dimension: int, multilingual_dimension: int | None = None, *, searchable: bool = True
+    ) -> None:
         self.directory = directory
         self.dimension = dimension
         self.documents = self.sentences = self.chunks = self.clauses = 0
@@ -503,9 +508,11 @@ class VersionWriter:
             """
         )
         self._terms = TermCounter()
-        scratch = directory / _SCRATCH_DIR
-        scratch.mkdir()
-        self._lexical = BM25Writer(scratch)
+        self._lexical: BM25Writer | None = None
+        if searchable:
+            scratch = directory / _SCRATCH_DIR
+            scratch.mkdir()
+            self._lexical = BM25Writer(scratch)
 
     def add(self, parts: ArticleParts) -> None:
         """One document with its rows and vectors, after those already added."""
@@ -537,7 +544,8 @@ class VersionWriter:
             spool.append(rows)
         sentence_texts = [document.text[start:end] for start, end in spans]
         for tokens in self._terms.add_document(document.title, sentence_texts, parts.chunk_bounds):
-            self._lexical.add(tokens)
+            if self._lexical is not None:
+                self._lexical.add(tokens)
         self.documents += 1
         self.sentences += len(spans)
         self.chunks += len(parts.chunk_bounds)
@@ -576,29 +584,26 @@ class VersionWriter:
         and the lexical index, then the manifest; fsync everything."""
         directory = self.directory
         self._close()
-        spec = ann.choose(self.chunks, self.dimension, ann_policy)
-        index = ann.build(NpyRows(directory / CHUNK_VECTORS), spec)
-        faiss.write_index(index, str(directory / FAISS_FILE))
-        faiss_type = ann.faiss_type(index)
-        del index
-        if not spec.compressed:  # Flat and HNSW hold the vectors themselves (bot/ann.py: held once)
-            (directory / CHUNK_VECTORS).unlink()
+        searched: dict[str, Any] = {}
+        if self._lexical is not None:
+            spec = ann.choose(self.chunks, self.dimension, ann_policy)
+            index = ann.build(NpyRows(directory / CHUNK_VECTORS), spec)
+            faiss.write_index(index, str(directory / FAISS_FILE))
+            searched = {"faiss_index": ann.faiss_type(index), "ann": spec.to_json()}
+            del index
+            if not spec.compressed:  # Flat and HNSW hold the vectors themselves (bot/ann.py: held once)
+                (directory / CHUNK_VECTORS).unlink()
+            self._lexical.write(directory / BM25_DIR)
+            shutil.rmtree(directory / _SCRATCH_DIR)
         self._terms.statistics().write(directory / TERMS_FILE)
-        self._lexical.write(directory / BM25_DIR)
-        shutil.rmtree(directory / _SCRATCH_DIR)
         for path in directory.rglob("*"):
             if path.is_file():
                 fsync_path(path)
-        manifest = {
-            **manifest,
-            "faiss_index": faiss_type,
-            "ann": spec.to_json(),
-            "files": file_hashes(directory),
-            "file_stats": file_stats(directory),
-        }
+        manifest = {**manifest, **searched, "files": file_hashes(directory), "file_stats": file_stats(directory)}
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
         fsync_path(directory / MANIFEST)
-        fsync_path(directory / BM25_DIR)
+        if self._lexical is not None:
+            fsync_path(directory / BM25_DIR)
         fsync_path(directory)
 
     def abandon(self) -> None:
@@ -607,7 +612,8 @@ class VersionWriter:
             spool.abandon()
         self._texts.close()
         self._sqlite.close()
-        self._lexical.close()
+        if self._lexical is not None:
+            self._lexical.close()
 
     def _spools(self) -> list[ArraySpool]:
         return [*self._vector_spools(), self._sentence_rows, self._chunk_rows, self._clause_rows, self._text_offsets]
@@ -700,23 +706,38 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
     damaged = damaged_files(directory, manifest)
     if damaged:
         raise IndexCorruptError(f"index files missing or altered since the build: {', '.join(damaged)}")
+    dimension = manifest.model.dimension
     try:
-        data = _read_rows(directory)
         faiss_index = ann.read(directory / FAISS_FILE, spec)
-        data.chunk_vectors = _chunk_vectors(directory, faiss_index, spec, manifest.model.dimension)
-        # Memory-mapped: pages are read when a question touches them, and shared by every process serving them.
-        data.sentence_vectors = np.load(directory / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
-        data.clause_vectors = np.load(directory / CLAUSE_VECTORS, mmap_mode="r", allow_pickle=False)
-        if manifest.multilingual is not None:
-            data.multilingual_vectors = np.load(directory / MULTILINGUAL_VECTORS, mmap_mode="r", allow_pickle=False)
+        if faiss_index.d != dimension or (embedder is not None and dimension != embedder.dimension):
+            raise IndexMismatchError(f"index {version} holds vectors of {faiss_index.d} dimensions, not {dimension}")
+        data = read_data(directory, manifest, _chunk_vectors(directory, faiss_index, spec, dimension))
         bm25 = bm25s.BM25.load(str(directory / BM25_DIR), mmap=True, allow_pickle=False, show_progress=False)
     except (OSError, RuntimeError, ValueError, IndexError, sqlite3.Error) as exc:
         raise IndexCorruptError(f"index {version} cannot be read: {exc}") from None
+    if faiss_index.ntotal != len(data.chunks):
+        raise IndexCorruptError(f"index {version} has vector counts that do not match its chunks and sentences")
+    return LoadedIndex(version=version, manifest=manifest, data=data, faiss_index=faiss_index, bm25=bm25, ann_spec=spec)
+
+
+def read_data(directory: Path, manifest: Manifest, chunk_vectors: Vectors | None = None) -> IndexData:
+    """A version's rows, texts, term statistics and vectors, memory-mapped: pages are read when a question
+    touches them, and shared by every process serving them. The chunk vectors are `chunk_vectors` when given
+    (FAISS's own storage), else their file's.
+
+    Raises `ValueError` (or `OSError`, `sqlite3.Error`) when a file is unreadable or its rows do not match.
+    """
+    data = _read_rows(directory)
     dimension = manifest.model.dimension
-    if faiss_index.d != dimension or (embedder is not None and dimension != embedder.dimension):
-        raise IndexMismatchError(f"index {version} holds vectors of {faiss_index.d} dimensions, not {dimension}")
+    if chunk_vectors is None:
+        chunk_vectors = np.load(directory / CHUNK_VECTORS, mmap_mode="r", allow_pickle=False)
+    data.chunk_vectors = chunk_vectors
+    data.sentence_vectors = np.load(directory / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False)
+    data.clause_vectors = np.load(directory / CLAUSE_VECTORS, mmap_mode="r", allow_pickle=False)
+    if manifest.multilingual is not None:
+        data.multilingual_vectors = np.load(directory / MULTILINGUAL_VECTORS, mmap_mode="r", allow_pickle=False)
     if (
-        faiss_index.ntotal != len(data.chunks)
+        data.chunk_vectors.shape != (len(data.chunks), dimension)
         or data.sentence_vectors.shape != (len(data.sentences), dimension)
         or data.clause_vectors.shape != (len(data.clause_sentences), dimension)
         or (
@@ -725,8 +746,8 @@ def _open_version(index_dir: Path, version: str, embedder: Embedder | None) -> L
             and data.multilingual_vectors.shape != (len(data.sentences), manifest.multilingual.dimension)
         )
     ):
-        raise IndexCorruptError(f"index {version} has vector counts that do not match its chunks and sentences")
-    return LoadedIndex(version=version, manifest=manifest, data=data, faiss_index=faiss_index, bm25=bm25, ann_spec=spec)
+        raise ValueError("vector counts do not match the chunks and sentences")
+    return data
 
 
 def _chunk_vectors(directory: Path, faiss_index: Any, spec: ann.AnnSpec, dimension: int) -> Vectors:

@@ -13,8 +13,10 @@ import pytest
 from fakes import UNIT_TEST_PARAMS, FakeEmbedder, write_article
 from pydantic import SecretStr
 
+from bot.article_vectors import EMBED_BATCH_TEXTS
 from bot.chunking import ChunkingSettings
 from bot.config import Settings, database_password
+from bot.embedding import Vectors
 from bot.engine import Engine, Outcome
 from bot.errors import ConfigError, IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.service import open_engine
@@ -42,6 +44,12 @@ def _state(store: PgStore) -> dict[str, str]:
     return {d.doc_id: d.content_hash for d in store.data.documents}
 
 
+@pytest.fixture
+def copies(tmp_path: Path) -> Path:
+    """Where a bot of the test keeps its copies of the database's states."""
+    return tmp_path / "copies"
+
+
 def _count(url: str, query: str, name: str) -> int:
     with psycopg.connect(url) as connection:
         row = connection.execute(query, (name,)).fetchone()
@@ -50,10 +58,10 @@ def _count(url: str, query: str, name: str) -> int:
 
 
 def test_the_database_holds_what_the_index_directory_holds(
-    corpus_dir: Path, built_index: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, built_index: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
     _build(corpus_dir, database_url)
-    stored = PgSource(database_url).open(fake_embedder)
+    stored = PgSource(database_url, copies=copies).open(fake_embedder)
     index = open_index(built_index, fake_embedder)
     for rows in ("documents", "sentences", "chunks", "clause_sentences"):
         assert list(getattr(stored.data, rows)) == list(getattr(index.data, rows)), rows
@@ -70,10 +78,10 @@ def test_the_database_holds_what_the_index_directory_holds(
 
 
 def test_dense_and_lexical_search_find_the_chunk_of_a_sentence(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
     _build(corpus_dir, database_url)
-    source: StoreSource = PgSource(database_url)  # the interface's types (mypy checks that they are)
+    source: StoreSource = PgSource(database_url, copies=copies)  # the interface's types (mypy checks that they are)
     store: PassageStore = source.open(fake_embedder)
     data = store.data
     for chunk in (0, len(data.chunks) // 2, len(data.chunks) - 1):
@@ -89,9 +97,9 @@ def test_dense_and_lexical_search_find_the_chunk_of_a_sentence(
 
 
 def test_a_rebuild_embeds_only_what_changed_and_deletes_what_was_removed(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
-    source = PgSource(database_url)
+    source = PgSource(database_url, copies=copies)
     first = _build(corpus_dir, database_url)
     again = build_postgres(corpus_dir, source, fake_embedder, ChunkingSettings())
     assert again.up_to_date and again.version == first
@@ -126,9 +134,9 @@ def test_a_rebuild_embeds_only_what_changed_and_deletes_what_was_removed(
 
 
 def test_a_reader_sees_the_old_state_or_the_new_one_never_a_mix(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
-    source = PgSource(database_url)
+    source = PgSource(database_url, copies=copies)
     _build(corpus_dir, database_url)
     before = source.open(fake_embedder)
     old = _state(before)
@@ -177,9 +185,9 @@ def test_a_reader_sees_the_old_state_or_the_new_one_never_a_mix(
 
 
 def test_nothing_is_visible_before_the_rebuild_publishes(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
-    source = PgSource(database_url)
+    source = PgSource(database_url, copies=copies)
     first = _build(corpus_dir, database_url)
     manifest = json.loads(json.dumps(source.open(fake_embedder).manifest.raw))
     gone = manifest["documents"].pop(CRACKDOWN)
@@ -195,9 +203,9 @@ def test_nothing_is_visible_before_the_rebuild_publishes(
 
 
 def test_a_state_that_does_not_match_its_manifest_is_refused(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
-    source = PgSource(database_url)
+    source = PgSource(database_url, copies=copies)
     _build(corpus_dir, database_url)
     with source.writer(fake_embedder) as writer:
         writer.delete(CRACKDOWN)
@@ -207,10 +215,10 @@ def test_a_state_that_does_not_match_its_manifest_is_refused(
 
 
 def test_the_engine_answers_from_the_database_and_serves_a_rebuild(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
     _build(corpus_dir, database_url)
-    engine = Engine.open(PgSource(database_url), fake_embedder, params=UNIT_TEST_PARAMS)
+    engine = Engine.open(PgSource(database_url, copies=copies), fake_embedder, params=UNIT_TEST_PARAMS)
     question = "When did the new bridge over the Ural river open in Oral?"
     assert engine.answer(question).outcome is not Outcome.ANSWERED
     write_article(corpus_dir, EXTRA, EXTRA_BODY, title="A bridge in Oral")
@@ -222,9 +230,9 @@ def test_the_engine_answers_from_the_database_and_serves_a_rebuild(
     assert [c.source for c in answer.citations] == [EXTRA]
 
 
-def test_a_database_built_for_another_model_is_refused(corpus_dir: Path, database_url: str) -> None:
+def test_a_database_built_for_another_model_is_refused(corpus_dir: Path, database_url: str, copies: Path) -> None:
     _build(corpus_dir, database_url, FakeEmbedder(name="another-model"))
-    source = PgSource(database_url)
+    source = PgSource(database_url, copies=copies)
     with pytest.raises(IndexMismatchError, match=r"another-model.*build --full"):
         source.open(FakeEmbedder())
     with pytest.raises(IndexMismatchError, match=r"another-model.*build --full"):
@@ -234,16 +242,18 @@ def test_a_database_built_for_another_model_is_refused(corpus_dir: Path, databas
     assert source.open(FakeEmbedder(dimension=128)).manifest.model.dimension == 128
 
 
-def test_another_schema_version_is_refused(corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder) -> None:
+def test_another_schema_version_is_refused(
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
+) -> None:
     _build(corpus_dir, database_url)
     with psycopg.connect(database_url) as connection:
         connection.execute("UPDATE kazbot_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(IndexMismatchError, match="schema 99"):
-        PgSource(database_url).open(fake_embedder)
+        PgSource(database_url, copies=copies).open(fake_embedder)
 
 
-def test_an_empty_database_has_no_state(database_url: str, fake_embedder: FakeEmbedder) -> None:
-    source = PgSource(database_url)
+def test_an_empty_database_has_no_state(database_url: str, fake_embedder: FakeEmbedder, copies: Path) -> None:
+    source = PgSource(database_url, copies=copies)
     assert source.published_version() is None
     with pytest.raises(IndexMissingError, match="python -m bot build"):
         source.open(fake_embedder)
@@ -278,10 +288,10 @@ def test_the_password_never_shows() -> None:
 
 
 def test_a_bot_rides_out_a_database_that_goes_away_and_comes_back(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
     version = _build(corpus_dir, database_url)
-    source = PgSource(database_url, poll_seconds=0)
+    source = PgSource(database_url, copies=copies, poll_seconds=0)
     engine = Engine.open(source, fake_embedder, params=UNIT_TEST_PARAMS)
     question = "When were the last parliamentary elections held?"
     expected = engine.answer(question)
@@ -310,7 +320,10 @@ def test_a_bot_builds_a_missing_database_and_serves_one_built_elsewhere_as_it_is
     rebuilt: list[str] = []
     engine = open_engine(settings, FakeEmbedder(), on_rebuild=lambda reason, _: rebuilt.append(reason))
     assert rebuilt == ["no index has been built yet"]
-    assert engine.version.startswith("pg-") and not (tmp_path / "unused").exists()
+    # INDEX_DIR holds only the bot's copy of the state it serves, no index of its own.
+    assert engine.version.startswith("pg-")
+    assert [path.name for path in (tmp_path / "unused").iterdir()] == ["postgres"]
+    assert [path.name for path in (tmp_path / "unused/postgres").iterdir()] == [engine.version]
     # Another machine, without the corpus folder: the database is stale for it, and served as it is.
     write_article(corpus_dir, EXTRA, EXTRA_BODY, title="A bridge in Oral")
     elsewhere = settings.model_copy(update={"corpus_dir": tmp_path / "no-corpus-here"})
@@ -325,10 +338,10 @@ def test_a_bot_builds_a_missing_database_and_serves_one_built_elsewhere_as_it_is
 
 
 def test_a_full_rebuild_for_the_same_model_leaves_a_running_reader_its_state(
-    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
 ) -> None:
     build_postgres(corpus_dir, PgSource(database_url), fake_embedder, ChunkingSettings())
-    reader = PgSource(database_url).open(fake_embedder)
+    reader = PgSource(database_url, copies=copies).open(fake_embedder)
     query = fake_embedder.embed(["Mamai"])[0]
     dense, lexical = reader.dense_search(query, 5), reader.lexical_search(["mamai"], 5)
     assert dense and lexical
@@ -337,5 +350,40 @@ def test_a_full_rebuild_for_the_same_model_leaves_a_running_reader_its_state(
     # The tables were not dropped under it: the reader still answers from the state it opened.
     assert reader.dense_search(query, 5) == dense
     assert reader.lexical_search(["mamai"], 5) == lexical
-    newest = PgSource(database_url).open(fake_embedder)
+    newest = PgSource(database_url, copies=copies).open(fake_embedder)
     assert newest.version == report.version and len(newest.data.chunks) == len(reader.data.chunks)
+
+
+class _FailingEmbedder(FakeEmbedder):
+    """Fails on its `fail_on`-th call to `embed`, after the batches before it were written to the database."""
+
+    def __init__(self, fail_on: int) -> None:
+        super().__init__()
+        self.fail_on = fail_on
+
+    def embed(self, texts: list[str]) -> Vectors:
+        if self.calls + 1 == self.fail_on:
+            raise RuntimeError("the model failed")
+        return super().embed(texts)
+
+
+def test_a_build_that_fails_midway_leaves_no_trace(
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
+) -> None:
+    version = _build(corpus_dir, database_url)
+    # Four texts an article (a chunk, three sentences): more than one embedding batch (EMBED_BATCH_TEXTS).
+    bulletins = EMBED_BATCH_TEXTS // 4 + 100
+    for number in range(bulletins):
+        body = f"Bulletin {number} reports rain in Oral. The river rose by night. Roads were closed."
+        write_article(corpus_dir, f"2021-04-bulletin-{number:04}.md", body)
+    failing = _FailingEmbedder(fail_on=2)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        build_postgres(corpus_dir, PgSource(database_url), failing, ChunkingSettings())
+    assert failing.calls == 1  # a batch was embedded and written into the transaction before the next failed
+    source = PgSource(database_url, copies=copies)
+    assert source.published_version() == version
+    assert sorted(_state(source.open(fake_embedder))) == [CRACKDOWN, RALLY]
+    assert _count(database_url, "SELECT count(*) FROM kazbot_documents WHERE doc_id LIKE %s", "%bulletin%") == 0
+    report = build_postgres(corpus_dir, PgSource(database_url), fake_embedder, ChunkingSettings())
+    assert len(report.added) == bulletins and report.version != version
+    assert len(_state(source.open(fake_embedder))) == bulletins + 2

@@ -57,7 +57,8 @@ def _answers_database(_postgres_server: str, tmp_path_factory: pytest.TempPathFa
 def _engine(store: str, request: pytest.FixtureRequest) -> Engine:
     if store == "postgresql":
         url = request.getfixturevalue("_answers_database")
-        return Engine.open(PgSource(url), FakeEmbedder(), params=UNIT_TEST_PARAMS)
+        copies = request.getfixturevalue("tmp_path_factory").mktemp("copies")
+        return Engine.open(PgSource(url, copies=copies), FakeEmbedder(), params=UNIT_TEST_PARAMS)
     # The session's build of the same corpus, only read: these tests never rebuild or reload.
     return Engine.open(request.getfixturevalue("_template_index"), FakeEmbedder(), params=UNIT_TEST_PARAMS)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,44 +61,62 @@ def build_postgres(
         stored = writer.stored_documents()
         keys = writer.stored_text_keys()
         kept: list[str] = []
-        to_embed: list[Article] = []
         seen: dict[str, str] = {}  # text key → the file indexed with that text
         gone: set[str] = set()
-        for number, file in enumerate(files):
-            if reusable and stored.get(file.name) == file.sha256:
-                if not report.is_duplicate(seen, file.name, keys[file.name]):
-                    kept.append(file.name)
-                    report.unchanged.append(file.name)
-                continue
-            try:
-                article = load_article(file, max_article_bytes)
-            except ArticleGoneError:
-                gone.add(file.name)
-                continue
-            except ArticleError as exc:
-                report.skipped[file.name] = str(exc)
-                continue
-            if article.content_hash != file.sha256:  # Rewritten since the scan: what was read is what counts.
-                files[number] = dataclasses.replace(file, sha256=article.content_hash)
-            if not report.is_duplicate(seen, file.name, text_key(article.text)):
-                to_embed.append(article)
-        files = [file for file in files if file.name not in gone]
-        report.refuse_skips(strict)
-        parts, unusable = embed_articles(to_embed, embedder, chunking, multilingual=multilingual, progress=progress)
-        report.skipped.update(unusable)
-        report.embedded_texts = sum(
-            len(p.chunk_bounds) + len(p.sentence_spans) + len(p.clause_sentences) for p in parts
-        )
-        report.multilingual_texts = sum(len(p.sentence_spans) for p in parts) if multilingual is not None else 0
-        for part in parts:
-            old = stored.get(part.document.doc_id)
+        unchanged = {file.name for file in files if reusable and stored.get(file.name) == file.sha256}
+
+        def articles() -> Iterator[Article]:
+            """The articles to embed, read one at a time in corpus order (which decides duplicates)."""
+            for number, file in enumerate(files):
+                if file.name in unchanged:
+                    if not report.is_duplicate(seen, file.name, keys[file.name]):
+                        kept.append(file.name)
+                        report.unchanged.append(file.name)
+                    continue
+                try:
+                    article = load_article(file, max_article_bytes)
+                except ArticleGoneError:
+                    gone.add(file.name)
+                    continue
+                except ArticleError as exc:
+                    report.skipped[file.name] = str(exc)
+                    report.refuse_skips(strict)  # before embedding any more
+                    continue
+                if article.content_hash != file.sha256:  # Rewritten since the scan: what was read is what counts.
+                    files[number] = dataclasses.replace(file, sha256=article.content_hash)
+                if not report.is_duplicate(seen, file.name, text_key(article.text)):
+                    yield article
+
+        entries: dict[str, dict[str, Any]] = {}
+
+        def put(part: ArticleParts) -> None:
+            """Classify an embedded article, write it into the state being built and note its manifest entry."""
+            name, content_hash = part.document.doc_id, part.document.content_hash
+            old = stored.get(name)
             if old is None:
-                report.added.append(part.document.doc_id)
-            elif old != part.document.content_hash:
-                report.changed.append(part.document.doc_id)
+                report.added.append(name)
+            elif old != content_hash:
+                report.changed.append(name)
             else:  # Re-embedded only because the model, the chunking or the multilingual model changed.
-                report.unchanged.append(part.document.doc_id)
-        present = set(kept) | {part.document.doc_id for part in parts}
+                report.unchanged.append(name)
+            report.embedded_texts += len(part.chunk_bounds) + len(part.sentence_spans) + len(part.clause_sentences)
+            if multilingual is not None:
+                report.multilingual_texts += len(part.sentence_spans)
+            writer.put(part)
+            entries[name] = {
+                "content_hash": content_hash,
+                "title": part.document.title,
+                "sentences": len(part.sentence_spans),
+                "chunks": len(part.chunk_bounds),
+            }
+
+        to_read = len(files) - len(unchanged)
+        unusable = embed_articles(
+            articles(), to_read, put, embedder, chunking, multilingual=multilingual, progress=progress
+        )
+        report.skipped.update(unusable)
+        files = [file for file in files if file.name not in gone]
+        present = set(kept) | set(entries)
         report.removed = sorted(stored.keys() - present - set(report.skipped) - set(report.duplicates))
         if not present:
             raise BuildError(
@@ -105,11 +124,9 @@ def build_postgres(
                 + "".join(f"\n  {name}: {reason}" for name, reason in sorted(report.skipped.items()))
             )
         report.refuse_skips(strict)
-        for part in parts:
-            writer.put(part)
         for doc_id in sorted(stored.keys() - present):
             writer.delete(doc_id)
-        manifest = _manifest(embedder, chunking, files, kept, parts, previous, report, multilingual)
+        manifest = _manifest(embedder, chunking, files, kept, entries, previous, report, multilingual)
         report.version = writer.publish(manifest)
         _count(report, manifest)
         report.seconds = time.perf_counter() - started
@@ -145,23 +162,16 @@ def _manifest(
     chunking: ChunkingSettings,
     files: list[Any],
     kept: list[str],
-    parts: list[ArticleParts],
+    embedded: dict[str, dict[str, Any]],
     previous: Manifest | None,
     report: BuildReport,
     multilingual: MultilingualModel | None,
 ) -> dict[str, Any]:
     """The new state's manifest, in the FAISS directory's format (bot/manifest.py): kept documents keep their
-    entries from the previous state's."""
+    entries from the previous state's, embedded ones have theirs in `embedded`."""
     hashes = {file.name: file.sha256 for file in files}
     documents = {name: previous.documents[name] for name in kept} if previous is not None else {}
-    for part in parts:
-        documents[part.document.doc_id] = {
-            "content_hash": part.document.content_hash,
-            "title": part.document.title,
-            "sentences": len(part.sentence_spans),
-            "chunks": len(part.chunk_bounds),
-        }
-    documents = dict(sorted(documents.items()))
+    documents = dict(sorted({**documents, **embedded}.items()))
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -24,6 +24,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,13 +33,13 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg import sql
 
-from bot.build import assemble
 from bot.config import redacted_database_url
 from bot.embedding import Embedder, Vectors
 from bot.english import terms
 from bot.errors import IndexCorruptError, IndexMismatchError, IndexMissingError, IndexStoreError
 from bot.manifest import Manifest, model_manifest
-from bot.store import REBUILD_HINT, ArticleParts, Document, IndexData, search_text
+from bot.store import REBUILD_HINT, ArticleParts, IndexData, Rows, search_text
+from bot.stores.pg_copy import StateCopies
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +88,16 @@ def _bytes(vectors: Vectors) -> bytes:
     return np.ascontiguousarray(vectors, dtype="<f4").tobytes()
 
 
-def _array(data: bytes, dimension: int) -> Vectors:
-    return np.frombuffer(data, dtype="<f4").reshape(-1, dimension).astype(np.float32)
-
-
 class PgSource:
-    """A PostgreSQL database as a `StoreSource` (and the way to a `PgWriter` for builds)."""
+    """A PostgreSQL database as a `StoreSource` (and the way to a `PgWriter` for builds).
 
-    def __init__(self, url: str, *, poll_seconds: float = POLL_SECONDS) -> None:
+    `copies` is the folder where this bot keeps its local copy of the state it serves (bot/stores/pg_copy.py);
+    a source that only builds needs none.
+    """
+
+    def __init__(self, url: str, *, copies: Path | None = None, poll_seconds: float = POLL_SECONDS) -> None:
         self._url = url
+        self._copies = None if copies is None else StateCopies(copies)
         self._poll_seconds = poll_seconds
         self._lock = threading.Lock()
         self._connection: psycopg.Connection[Any] | None = None
@@ -150,9 +153,11 @@ class PgSource:
         return version
 
     def open(self, embedder: Embedder | None = None, version: str | None = None) -> PgStore:
+        if self._copies is None:
+            raise ValueError("a PgSource opens states only with a folder for its copies")
         connection = self.connect()
         try:
-            return _open_state(self.connect, connection, self.describe(), embedder, version)
+            return _open_state(self.connect, connection, self.describe(), self._copies, embedder, version)
         except IndexStoreError as exc:
             connection.close()
             if "build --full" in str(exc) or isinstance(exc, IndexMissingError):
@@ -169,6 +174,8 @@ class PgSource:
         connection = self.connect()
         try:
             connection.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK,))
+            # From here on, one transaction: `PgWriter.publish` commits it; closing without that rolls it back.
+            connection.autocommit = False
             yield PgWriter(connection, self.describe(), embedder, full=full)
         finally:
             connection.close()  # also releases the advisory lock
@@ -207,10 +214,12 @@ def _open_state(
     connect: Callable[[], psycopg.Connection[Any]],
     connection: psycopg.Connection[Any],
     where: str,
+    copies: StateCopies,
     embedder: Embedder | None,
     version: str | None,
 ) -> PgStore:
-    """Read one state whole, in one snapshot: its manifest, documents, chunks and vectors."""
+    """Open one state in one snapshot: its manifest from the database, its rows and vectors from the local copy
+    (written first when there is none, bot/stores/pg_copy.py)."""
     if not _has_schema(connection):
         raise IndexMissingError(f"no passages in {where}: build them with 'python -m bot build'")
     with connection.transaction():
@@ -229,21 +238,17 @@ def _open_state(
             raise IndexMissingError(f"state {_version(generation)} is no longer in {where}")
         manifest = Manifest.parse(row[0], f"the manifest of {_version(generation)} in {where}", _version(generation))
         manifest.check_model(embedder)
-        data = _read_data(connection, generation, manifest)
-        chunk_ids = [
-            int(chunk_id)
-            for (chunk_id,) in connection.execute(
-                sql.SQL(
-                    "SELECT c.id FROM kazbot_chunks c JOIN kazbot_documents d ON d.id = c.document "
-                    "WHERE {} ORDER BY d.doc_id, c.position"
-                ).format(_visible("c")),
-                {"generation": generation},
-            )
-        ]
-    if len(chunk_ids) != len(data.chunks) or manifest.counts.get("chunks", len(chunk_ids)) != len(chunk_ids):
-        raise IndexCorruptError(f"state {_version(generation)} in {where} does not hold the chunks its manifest lists")
+        copy = copies.load(connection, generation, manifest, _visible)
+    data = copy.data
+    if (
+        len(data.documents) != len(manifest.documents)
+        or manifest.counts.get("chunks", len(data.chunks)) != len(data.chunks)
+        or data.sentence_vectors.shape[1:] != (manifest.model.dimension,)
+    ):
+        name = _version(generation)
+        raise IndexCorruptError(f"state {name} in {where} does not hold the documents its manifest lists")
     configure_search(connection)
-    return PgStore(connect, connection, _version(generation), generation, manifest, data, chunk_ids)
+    return PgStore(connect, connection, _version(generation), generation, manifest, data, copy.chunk_rows)
 
 
 def configure_search(connection: psycopg.Connection[Any]) -> None:
@@ -269,53 +274,6 @@ HNSW_INDEX = sql.SQL(
 ).format(m=sql.Literal(HNSW_M), ef=sql.Literal(HNSW_EF_CONSTRUCTION))
 
 
-def _read_data(connection: psycopg.Connection[Any], generation: int, manifest: Manifest) -> IndexData:
-    dimension = manifest.model.dimension
-    multilingual = manifest.multilingual.dimension if manifest.multilingual is not None else None
-    parts: list[ArticleParts] = []
-    chunks: dict[int, list[tuple[int, int, Vectors]]] = {}
-    for document, first, last, vector in connection.execute(
-        sql.SQL(
-            "SELECT c.document, c.first_sentence, c.last_sentence, c.embedding FROM kazbot_chunks c "
-            "WHERE {} ORDER BY c.document, c.position"
-        ).format(_visible("c")),
-        {"generation": generation},
-    ):
-        chunks.setdefault(int(document), []).append((int(first), int(last), vector.to_numpy().astype(np.float32)))
-    rows = connection.execute(
-        sql.SQL(
-            "SELECT id, doc_id, title, publisher, published, url, content_hash, text, sentence_spans, "
-            "sentence_vectors, clause_sentences, clause_vectors, multilingual_vectors FROM kazbot_documents "
-            "WHERE {} ORDER BY doc_id"
-        ).format(_visible("kazbot_documents")),
-        {"generation": generation},
-    )
-    for row in rows:
-        (number, doc_id, title, publisher, published, url, content_hash, text, spans, sentence_vectors) = row[:10]
-        clause_sentences, clause_vectors, multilingual_vectors = row[10:]
-        own = chunks.get(int(number), [])
-        parts.append(
-            ArticleParts(
-                document=Document(doc_id, title, publisher, published, url, content_hash, text),
-                sentence_spans=[(spans[i], spans[i + 1]) for i in range(0, len(spans), 2)],
-                chunk_bounds=[(first, last) for first, last, _ in own],
-                chunk_vectors=np.vstack([v for _, _, v in own]) if own else np.zeros((0, dimension), np.float32),
-                sentence_vectors=_array(sentence_vectors, dimension),
-                clause_sentences=list(clause_sentences),
-                clause_vectors=_array(clause_vectors, dimension),
-                multilingual_vectors=None
-                if multilingual is None or multilingual_vectors is None
-                else _array(multilingual_vectors, multilingual),
-            )
-        )
-    if multilingual is not None and any(part.multilingual_vectors is None for part in parts):
-        raise IndexCorruptError(f"state {_version(generation)} lacks multilingual vectors its manifest lists")
-    data = assemble(parts, dimension, multilingual)
-    if data.sentence_vectors.shape[1:] != (dimension,) or len(data.documents) != len(manifest.documents):
-        raise IndexCorruptError(f"state {_version(generation)} does not hold the documents its manifest lists")
-    return data
-
-
 class PgStore:
     """One published state of the database, opened whole: this backend's `PassageStore`."""
 
@@ -327,7 +285,7 @@ class PgStore:
         generation: int,
         manifest: Manifest,
         data: IndexData,
-        chunk_ids: list[int],
+        chunk_rows: Rows,
     ) -> None:
         self._connect = connect
         self._connection = connection
@@ -336,7 +294,10 @@ class PgStore:
         self.generation = generation
         self.manifest = manifest
         self.data = data
-        self._positions = {chunk_id: position for position, chunk_id in enumerate(chunk_ids)}
+        # The database row of each chunk position, sorted, to turn a search's rows into positions without a
+        # dictionary of every chunk (tens of megabytes at a million chunks).
+        self._by_row = np.argsort(chunk_rows, kind="stable")
+        self._sorted_rows = np.asarray(chunk_rows)[self._by_row]
 
     def close(self) -> None:
         self._connection.close()
@@ -360,8 +321,16 @@ class PgStore:
             configure_search(self._connection)
         return self._connection.execute(query, parameters).fetchall()
 
+    def _positions(self, rows: list[int]) -> list[int | None]:
+        """The chunk position of each database row, None for a row this state does not hold."""
+        found = np.searchsorted(self._sorted_rows, rows)
+        return [
+            int(self._by_row[i]) if i < len(self._sorted_rows) and self._sorted_rows[i] == row else None
+            for i, row in zip(found.tolist(), rows, strict=True)
+        ]
+
     def dense_search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
-        if k <= 0 or not self._positions:
+        if k <= 0 or not len(self._sorted_rows):
             return []
         rows = self._rows(
             DENSE_SEARCH,
@@ -369,29 +338,36 @@ class PgStore:
         )
         # The relaxed iterative scan may return a near neighbour slightly out of order: sort it back.
         found = sorted(((float(score), int(chunk_id)) for chunk_id, score in rows), key=lambda r: (-r[0], r[1]))
-        return [(self._positions[chunk_id], score) for score, chunk_id in found if chunk_id in self._positions]
+        positions = self._positions([chunk_id for _, chunk_id in found])
+        return [(at, score) for at, (score, _) in zip(positions, found, strict=True) if at is not None]
 
     def lexical_search(self, terms: list[str], k: int) -> list[int]:
-        if not terms or k <= 0 or not self._positions:
+        if not terms or k <= 0 or not len(self._sorted_rows):
             return []
         rows = self._rows(
             LEXICAL_SEARCH,
             # Terms joined by "or": any of them matches, as in BM25 (websearch syntax never fails to parse).
             {"query": " or ".join(terms), "k": k, "generation": self.generation},
         )
-        return [self._positions[int(chunk_id)] for (chunk_id,) in rows if int(chunk_id) in self._positions]
+        return [at for at in self._positions([int(chunk_id) for (chunk_id,) in rows]) if at is not None]
 
 
 class PgWriter:
-    """A rebuild's changes to the database, staged in memory and published in one transaction."""
+    """A rebuild's changes, written as they come in one transaction that `publish` commits: readers see none of
+    them before, all of them after, and a build that fails rolls them back whole. Memory stays that of one
+    document at a time, whatever the archive's size.
+
+    One cost of writing as it goes: a build that must make new tables (the first, or one for another model)
+    holds their predecessors locked until it commits, so bots still on them wait for it (they must be restarted
+    for the new model anyway).
+    """
 
     def __init__(self, connection: psycopg.Connection[Any], where: str, embedder: Embedder, *, full: bool) -> None:
         self._connection = connection
         self._where = where
         self._embedder = embedder
         self._full = full
-        self._puts: dict[str, ArticleParts] = {}
-        self._deletes: set[str] = set()
+        self._state: _NewState | None = None
         if _has_schema(connection):
             meta = _meta(connection)
             if not full:
@@ -430,70 +406,91 @@ class PgWriter:
         ).fetchall()
         return {doc_id: {"content_hash": content_hash, "text_key": key} for doc_id, content_hash, key in rows}
 
+    def _new_state(self) -> _NewState:
+        """The state being written, begun at the first change: new tables when the old ones cannot hold it (none
+        yet, another schema, another model), and for a full rebuild every document marked as replaced."""
+        if self._state is not None:
+            return self._state
+        connection = self._connection
+        previous = 0
+        if _has_schema(connection):
+            row = connection.execute("SELECT coalesce(max(generation), 0) FROM kazbot_states").fetchone()
+            previous = int(row[0]) if row else 0
+        # Dropping the tables would leave a reader of the old state nothing, so a full rebuild for the same model
+        # replaces every document in place instead, and readers keep their state whole.
+        fresh = not _has_schema(connection) or not _same_tables(_meta(connection), self._embedder)
+        if fresh:
+            # Numbering goes on across the new tables: a reader still on an old state never sees new rows.
+            create_schema(connection, self._embedder)
+        register_vector(connection)
+        live = {
+            str(doc_id)
+            for (doc_id,) in connection.execute("SELECT doc_id FROM kazbot_documents WHERE removed_in IS NULL")
+        }
+        self._state = _NewState(previous + 1, previous, fresh, live)
+        if self._full:
+            self._remove(sorted(live))
+        return self._state
+
+    def _remove(self, names: list[str]) -> None:
+        """Mark the live rows of documents `names` (and their chunks) removed in the state being written."""
+        state = self._new_state()
+        names = [name for name in names if name in state.live]
+        if not names:
+            return
+        for table in ("kazbot_chunks", "kazbot_documents"):
+            self._connection.execute(
+                sql.SQL("UPDATE {table} SET removed_in = %(generation)s WHERE removed_in IS NULL AND {where}").format(
+                    table=sql.Identifier(table),
+                    where=sql.SQL(
+                        "document IN (SELECT id FROM kazbot_documents WHERE doc_id = ANY(%(names)s) "
+                        "AND removed_in IS NULL)"
+                        if table == "kazbot_chunks"
+                        else "doc_id = ANY(%(names)s)"
+                    ),
+                ),
+                {"generation": state.generation, "names": names},
+            )
+        state.live.difference_update(names)
+
     def put(self, parts: ArticleParts) -> None:
-        self._deletes.discard(parts.document.doc_id)
-        self._puts[parts.document.doc_id] = parts
+        self._remove([parts.document.doc_id])
+        _insert(self._connection, parts, self._new_state().generation)
+        self._new_state().live.add(parts.document.doc_id)
 
     def delete(self, doc_id: str) -> None:
-        self._puts.pop(doc_id, None)
-        self._deletes.add(doc_id)
+        self._remove([doc_id])
 
     def publish(self, manifest: dict[str, Any]) -> str:
-        """Apply every staged change and record the new state, all in one transaction."""
+        """Record the new state with its manifest, drop the rows no state from the previous one on can see, and
+        commit: every change becomes visible at once."""
         connection = self._connection
-        with connection.transaction():
-            previous = 0
-            if _has_schema(connection):
-                row = connection.execute("SELECT coalesce(max(generation), 0) FROM kazbot_states").fetchone()
-                previous = int(row[0]) if row else 0
-            # New tables only when the old ones cannot hold this build (none yet, another schema, another model):
-            # dropping them leaves a reader of the old state nothing, so a full rebuild for the same model
-            # replaces every document in place instead, and readers keep their state whole.
-            fresh = not _has_schema(connection) or not _same_tables(_meta(connection), self._embedder)
-            if fresh:
-                # Numbering goes on across the new tables: a reader still on an old state never sees new rows.
-                create_schema(connection, self._embedder)
-            register_vector(connection)
-            generation = previous + 1
-            replaced = set(self._deletes | self._puts.keys())
-            if self._full and not fresh:
-                replaced |= {
-                    str(doc_id)
-                    for (doc_id,) in connection.execute(
-                        "SELECT doc_id FROM kazbot_documents WHERE removed_in IS NULL"
-                    ).fetchall()
-                }
-            for table in ("kazbot_chunks", "kazbot_documents"):
-                connection.execute(
-                    sql.SQL(
-                        "UPDATE {table} SET removed_in = %(generation)s WHERE removed_in IS NULL AND {where}"
-                    ).format(
-                        table=sql.Identifier(table),
-                        where=sql.SQL(
-                            "document IN (SELECT id FROM kazbot_documents WHERE doc_id = ANY(%(names)s) "
-                            "AND removed_in IS NULL)"
-                            if table == "kazbot_chunks"
-                            else "doc_id = ANY(%(names)s)"
-                        ),
-                    ),
-                    {"generation": generation, "names": sorted(replaced)},
-                )
-            for parts in self._puts.values():
-                _insert(connection, parts, generation)
-            if fresh:
-                connection.execute(HNSW_INDEX)
-            # Rows no state from `previous` on can see; the previous state stays whole for readers still on it.
-            connection.execute("DELETE FROM kazbot_documents WHERE removed_in <= %s", (previous,))
-            connection.execute("DELETE FROM kazbot_states WHERE generation < %s", (previous,))
-            version = _version(generation)
-            connection.execute(
-                "INSERT INTO kazbot_states (generation, manifest) VALUES (%s, %s)",
-                (generation, json.dumps({**manifest, "version": version, "files": {}}, ensure_ascii=False)),
-            )
-        self._puts.clear()
-        self._deletes.clear()
+        state = self._new_state()
+        if state.fresh:
+            connection.execute(HNSW_INDEX)
+        # Rows no state from `previous` on can see; the previous state stays whole for readers still on it.
+        connection.execute("DELETE FROM kazbot_documents WHERE removed_in <= %s", (state.previous,))
+        connection.execute("DELETE FROM kazbot_states WHERE generation < %s", (state.previous,))
+        version = _version(state.generation)
+        connection.execute(
+            "INSERT INTO kazbot_states (generation, manifest) VALUES (%s, %s)",
+            (state.generation, json.dumps({**manifest, "version": version, "files": {}}, ensure_ascii=False)),
+        )
+        connection.commit()
+        self._state = None
         log.info("Published %s to %s", version, self._where)
         return version
+
+
+@dataclass
+class _NewState:
+    """The state a writer is writing: its generation, the one before, whether its tables are new, and the
+    documents live in it so far."""
+
+    generation: int
+    previous: int
+    fresh: bool
+    live: set[str]
 
 
 def create_schema(connection: psycopg.Connection[Any], embedder: Embedder) -> None:
