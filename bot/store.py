@@ -194,13 +194,17 @@ class StoredDocuments(_Stored[Document]):
             if found is not None:
                 self._recent.move_to_end(number)
                 return found
-        start, end = int(self._offsets[number]), int(self._offsets[number + 1])
+        start, end = self.span(number)
         decoded = bytes(self._texts[start:end]).decode("utf-8")
         with self._lock:
             self._recent[number] = decoded
             if len(self._recent) > TEXT_CACHE_DOCUMENTS:
                 self._recent.popitem(last=False)
         return decoded
+
+    def span(self, number: int) -> tuple[int, int]:
+        """Where the text of document `number` is in the texts file: its first byte and the byte after it."""
+        return int(self._offsets[number]), int(self._offsets[number + 1])
 
     def _item(self, number: int) -> Document:
         d = self.metadata[number]
@@ -274,25 +278,32 @@ class IndexData:
             int(np.searchsorted(owners, sentence, side="left")), int(np.searchsorted(owners, sentence, side="right"))
         )
 
-    def article_parts(self, document: int, *, multilingual: bool = True) -> ArticleParts:
+    def article_parts(
+        self, document: int, *, multilingual: bool = True, files: VersionFiles | None = None
+    ) -> ArticleParts:
         """A document as a build hands it to `VersionWriter`: its rows numbered within it, and copies of its
-        vectors (with its multilingual ones when the index holds them and `multilingual` asks for them)."""
+        vectors (with its multilingual ones when the index holds them and `multilingual` asks for them). With
+        `files`, its text and vectors are read from them rather than through this version's maps."""
         sentences, chunks = self.document_sentences(document), self.document_chunks(document)
         first = sentences.start
         clauses = range(self.clauses_of(first).start, self.clauses_of(sentences[-1]).stop) if sentences else range(0)
         others = self.multilingual_vectors if multilingual else None
+
+        def copied(held: Vectors, name: str, rows: range) -> Vectors:
+            return np.array(held[rows.start : rows.stop]) if files is None else files.vectors(name, rows)
+
         return ArticleParts(
-            document=self.documents[document],
+            document=self.documents[document] if files is None else files.document(document),
             sentence_spans=[(row.start, row.end) for row in self.sentences[sentences.start : sentences.stop]],
             chunk_bounds=[
                 (row.first_sentence - first, row.last_sentence - first)
                 for row in self.chunks[chunks.start : chunks.stop]
             ],
             clause_sentences=[int(self.clause_sentences[c]) - first for c in clauses],
-            chunk_vectors=np.array(self.chunk_vectors[chunks.start : chunks.stop]),
-            sentence_vectors=np.array(self.sentence_vectors[sentences.start : sentences.stop]),
-            clause_vectors=np.array(self.clause_vectors[clauses.start : clauses.stop]),
-            multilingual_vectors=None if others is None else np.array(others[sentences.start : sentences.stop]),
+            chunk_vectors=copied(self.chunk_vectors, CHUNK_VECTORS, chunks),
+            sentence_vectors=copied(self.sentence_vectors, SENTENCE_VECTORS, sentences),
+            clause_vectors=copied(self.clause_vectors, CLAUSE_VECTORS, clauses),
+            multilingual_vectors=None if others is None else copied(others, MULTILINGUAL_VECTORS, sentences),
         )
 
     @functools.cached_property
@@ -306,6 +317,32 @@ class IndexData:
     @functools.cached_property
     def _clause_owners(self) -> Rows:
         return np.asarray(self.clause_sentences, dtype=np.int64)
+
+
+class VersionFiles:
+    """An opened version's texts and vectors read with ordinary reads (bot/spool.py), not through its maps: a
+    copy that reads every article of a version once then keeps none of them resident (a map counts every page
+    it touched as the process's own until it is dropped). Every vector file must be there, chunk vectors too
+    (so: a version written without `searchable`, or beside a compressed FAISS index)."""
+
+    def __init__(self, directory: Path, documents: StoredDocuments) -> None:
+        self._documents = documents
+        self._texts = directory / TEXTS_FILE
+        names = [CHUNK_VECTORS, SENTENCE_VECTORS, CLAUSE_VECTORS, MULTILINGUAL_VECTORS]
+        self._vectors = {name: NpyRows(directory / name) for name in names if (directory / name).exists()}
+
+    def vectors(self, name: str, rows: range) -> Vectors:
+        """Rows `rows` of the vector file `name` (a copy)."""
+        return self._vectors[name].read(rows.start, rows.stop).astype(np.float32, copy=False)
+
+    def document(self, number: int) -> Document:
+        """Document `number` with its text."""
+        start, end = self._documents.span(number)
+        with self._texts.open("rb") as stream:
+            stream.seek(start)
+            text = stream.read(end - start).decode("utf-8")
+        d = self._documents.metadata[number]
+        return Document(d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash, text)
 
 
 def _starts(rows: Sequence[SentenceRow] | Sequence[ChunkRow], documents: int) -> Rows:

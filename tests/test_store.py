@@ -333,3 +333,35 @@ def test_faiss_index_exact_search() -> None:
     scores, labels = index.search(vectors[1:2], 3)
     assert int(labels[0][0]) == 1
     assert float(scores[0][0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_version_written_without_search_indexes_reads_back_article_by_article(
+    built_index: Path, fake_embedder: FakeEmbedder, tmp_path: Path
+) -> None:
+    """`VersionWriter(searchable=False)` (the PostgreSQL store's local copies): every row, text and vector kept,
+    no FAISS or lexical index; its articles read the same through its maps and through `VersionFiles`."""
+    index = store.open_index(built_index, fake_embedder)
+    directory = tmp_path / "copy"
+    directory.mkdir()
+    writer = store.VersionWriter(directory, fake_embedder.dimension, searchable=False)
+    for number in range(len(index.data.documents)):
+        writer.add(index.data.article_parts(number))
+    writer.finish({**index.manifest.raw, "version": directory.name})
+    assert not (directory / store.FAISS_FILE).exists() and not (directory / store.BM25_DIR).exists()
+    copy = store.read_data(directory, store.read_manifest(directory))
+    assert store.damaged_files(directory, store.read_manifest(directory), full=True) == []
+    assert copy.term_statistics == index.data.term_statistics
+    assert isinstance(copy.documents, store.StoredDocuments)
+    files = store.VersionFiles(directory, copy.documents)
+    for number in range(len(copy.documents)):
+        mapped, read = copy.article_parts(number), copy.article_parts(number, files=files)
+        original = index.data.article_parts(number)
+        for parts in (mapped, read):
+            assert parts.document == original.document
+            assert (parts.sentence_spans, parts.chunk_bounds, parts.clause_sentences) == (
+                original.sentence_spans,
+                original.chunk_bounds,
+                original.clause_sentences,
+            )
+            for name in ("chunk_vectors", "sentence_vectors", "clause_vectors"):
+                assert np.array_equal(getattr(parts, name), getattr(original, name)), name

@@ -38,6 +38,8 @@ from bot.store import (
     Document,
     IndexData,
     Rows,
+    StoredDocuments,
+    VersionFiles,
     VersionWriter,
     damaged_files,
     read_data,
@@ -170,8 +172,11 @@ def _write(
         {"generation": generation},
     ).fetchall()
     held: dict[int, int] = {}
+    previous_files = None
     if previous is not None:
         held = {int(row): number for number, row in enumerate(previous.document_rows)}
+        assert isinstance(previous.data.documents, StoredDocuments)  # opened from its files
+        previous_files = VersionFiles(previous.directory, previous.data.documents)
     fetched = [int(row) for row, _ in listing if int(row) not in held]
     multilingual = manifest.multilingual.dimension if manifest.multilingual is not None else None
     writer = VersionWriter(directory, manifest.model.dimension, multilingual, searchable=False)
@@ -182,7 +187,7 @@ def _write(
         for row, doc_id in listing:
             number = held.get(int(row))
             if number is not None and previous is not None:
-                parts = previous.data.article_parts(number, multilingual=multilingual is not None)
+                parts = previous.data.article_parts(number, multilingual=multilingual is not None, files=previous_files)
                 chunks = previous.data.document_chunks(number)
                 ids: Rows = previous.chunk_rows[chunks.start : chunks.stop]
             else:
