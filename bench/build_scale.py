@@ -3,7 +3,9 @@
 Each size is built in a fresh process (so peak resident memory, `VmHWM`, is that build's own) from synthetic
 articles (bench/synthetic.py) with the hashing stand-in embedder (bench/hash_embedder.py): the real model would
 take hours at these sizes and adds only a constant (its weights, measured as "model loaded" below) to memory.
-The same process then runs `build_index` again on the unchanged corpus and times it.
+The same process then runs `build_index` again on the unchanged corpus and times it. Then one article is
+rewritten and the whole is run again in a fresh process: its build is the incremental one, whose peak is compared
+with the full build's (it reads the reused articles with ordinary reads, so they do not stay resident).
 
     .venv/bin/python bench/build_scale.py [--sizes 250 500 1000] [--out bench/results] [--no-plot]
     .venv/bin/python bench/build_scale.py --sizes 500 1000 2000 4000     # larger (about 2 minutes here)
@@ -28,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import write_articles
+from synthetic import rewrite_article, write_articles
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -112,6 +114,10 @@ class SizeResult:
     no_change: float
     no_change_cpu: float
     kind: str  # the FAISS index kind the build chose (bot/ann.py)
+    # One article rewritten, then the build, in a fresh process: its peak RSS, peak anonymous memory and time.
+    one_peak: int
+    one_peak_anon: int
+    one_seconds: float
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -139,8 +145,11 @@ def measure(sizes: list[int], tmp: Path) -> tuple[list[SizeResult], int]:
     results = []
     for size in sizes:
         corpus, index = tmp / f"corpus-{size}", tmp / f"index-{size}"
-        write_articles(corpus, size)
+        first = write_articles(corpus, size)[0]
         values = run_child(CHILD, str(corpus), str(index), str(BENCH_DIR))
+        rewrite_article(first, seed=1)
+        # The same child again: its first build is now the incremental one.
+        one = run_child(CHILD, str(corpus), str(index), str(BENCH_DIR))
         results.append(
             SizeResult(
                 size,
@@ -153,6 +162,9 @@ def measure(sizes: list[int], tmp: Path) -> tuple[list[SizeResult], int]:
                 values["no_change"],
                 values["no_change_cpu"],
                 str(values["kind"]),
+                int(one["peak"]),
+                int(one["peak_anon"]),
+                one["seconds"],
             )
         )
     model = int(run_child(MODEL_CHILD)["model"])
@@ -169,14 +181,16 @@ def render(results: list[SizeResult], model: int) -> str:
         f"{os.getloadavg()[0]:.1f} at the end.",
         "",
         "| articles | chunks | sentences | FAISS index | RSS before MB | peak RSS MB | peak anonymous MB | "
-        "build s | nothing-changed rebuild s (CPU s) | CPU s per 10,000 articles |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "build s | nothing-changed rebuild s (CPU s) | CPU s per 10,000 articles | "
+        "one article rewritten: peak RSS MB (anonymous) | its build s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         lines.append(
             f"| {r.articles} | {r.chunks} | {r.sentences} | {r.kind} | {r.start_rss / mb:.0f} | {r.peak / mb:.0f} | "
             f"{r.peak_anon / mb:.0f} | {r.seconds:.1f} | {r.no_change:.3f} ({r.no_change_cpu:.3f}) | "
-            f"{r.no_change_cpu * 10_000 / r.articles:.2f} |"
+            f"{r.no_change_cpu * 10_000 / r.articles:.2f} | {r.one_peak / mb:.0f} ({r.one_peak_anon / mb:.0f}) | "
+            f"{r.one_seconds:.1f} |"
         )
     measured = {r.articles: r for r in results}
     # CPU time: on a shared machine the wall time mostly measures the other jobs.

@@ -148,7 +148,7 @@ def build_index(
             )
             documents, files = _embed_corpus(
                 files,
-                _PreviousArticles(previous, multilingual),
+                _PreviousArticles(index_dir, previous, multilingual),
                 current,
                 embedder,
                 chunking,
@@ -320,9 +320,13 @@ class _PreviousArticles:
     """The articles of the version in use, whose rows and vectors a build reuses when their content is unchanged:
     each is read when it is taken, so a build never holds them all."""
 
-    def __init__(self, previous: store.LoadedIndex | None, multilingual: MultilingualModel | None) -> None:
+    def __init__(
+        self, index_dir: Path, previous: store.LoadedIndex | None, multilingual: MultilingualModel | None
+    ) -> None:
         self._data = None if previous is None else previous.data
         data = self._data
+        # Read with ordinary reads: a build that takes most articles would otherwise hold the version's pages.
+        self._files = None if previous is None else store.VersionFiles(index_dir / previous.version, previous.data)
         self._numbers = (
             {} if data is None else {data.document_metadata(n).doc_id: n for n in range(len(data.documents))}
         )
@@ -339,7 +343,7 @@ class _PreviousArticles:
         """The rows and vectors (copies) of the article `name`, which must be in the version."""
         data = self._data
         assert data is not None
-        return data.article_parts(self._numbers[name], multilingual=self.reuses_multilingual)
+        return data.article_parts(self._numbers[name], multilingual=self.reuses_multilingual, files=self._files)
 
 
 def _manifest(

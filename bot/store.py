@@ -290,7 +290,9 @@ class IndexData:
         others = self.multilingual_vectors if multilingual else None
 
         def copied(held: Vectors, name: str, rows: range) -> Vectors:
-            return np.array(held[rows.start : rows.stop]) if files is None else files.vectors(name, rows)
+            if files is not None and files.has(name):
+                return files.vectors(name, rows)
+            return np.array(held[rows.start : rows.stop])
 
         return ArticleParts(
             document=self.documents[document] if files is None else files.document(document),
@@ -321,15 +323,20 @@ class IndexData:
 
 class VersionFiles:
     """An opened version's texts and vectors read with ordinary reads (bot/spool.py), not through its maps: a
-    copy that reads every article of a version once then keeps none of them resident (a map counts every page
-    it touched as the process's own until it is dropped). Every vector file must be there, chunk vectors too
-    (so: a version written without `searchable`, or beside a compressed FAISS index)."""
+    build or copy that reads every article of a version once then keeps none of them resident (a map counts
+    every page it touched as the process's own until it is dropped). Vectors the version keeps in no file of
+    their own (chunk vectors inside a Flat or HNSW index) are not here: `has` tells."""
 
-    def __init__(self, directory: Path, documents: StoredDocuments) -> None:
-        self._documents = documents
+    def __init__(self, directory: Path, data: IndexData) -> None:
+        if not isinstance(data.documents, StoredDocuments):
+            raise ValueError("only a version opened from its directory has files to read")
+        self._documents = data.documents
         self._texts = directory / TEXTS_FILE
         names = [CHUNK_VECTORS, SENTENCE_VECTORS, CLAUSE_VECTORS, MULTILINGUAL_VECTORS]
         self._vectors = {name: NpyRows(directory / name) for name in names if (directory / name).exists()}
+
+    def has(self, name: str) -> bool:
+        return name in self._vectors
 
     def vectors(self, name: str, rows: range) -> Vectors:
         """Rows `rows` of the vector file `name` (a copy)."""

@@ -38,7 +38,6 @@ from bot.store import (
     Document,
     IndexData,
     Rows,
-    StoredDocuments,
     VersionFiles,
     VersionWriter,
     damaged_files,
@@ -66,7 +65,6 @@ class StateCopy:
     """One state's copy, opened: its data, and the database rows its documents and chunks were copied from."""
 
     directory: Path
-    manifest: Manifest
     data: IndexData
     document_rows: Rows
     chunk_rows: Rows
@@ -126,7 +124,7 @@ class StateCopies:
         if document_rows.shape != (len(data.documents),) or chunk_rows.shape != (len(data.chunks),):
             shutil.rmtree(directory, ignore_errors=True)
             return None
-        return StateCopy(directory, copied, data, np.asarray(document_rows), np.asarray(chunk_rows))
+        return StateCopy(directory, data, np.asarray(document_rows), np.asarray(chunk_rows))
 
     def _newest_reusable(self, manifest: Manifest) -> StateCopy | None:
         """The newest copy whose passages were made as `manifest`'s are (model, chunking, multilingual model)."""
@@ -175,8 +173,7 @@ def _write(
     previous_files = None
     if previous is not None:
         held = {int(row): number for number, row in enumerate(previous.document_rows)}
-        assert isinstance(previous.data.documents, StoredDocuments)  # opened from its files
-        previous_files = VersionFiles(previous.directory, previous.data.documents)
+        previous_files = VersionFiles(previous.directory, previous.data)
     fetched = [int(row) for row, _ in listing if int(row) not in held]
     multilingual = manifest.multilingual.dimension if manifest.multilingual is not None else None
     writer = VersionWriter(directory, manifest.model.dimension, multilingual, searchable=False)
