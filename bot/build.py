@@ -9,6 +9,7 @@ version serving. Builds are serialized by a lock file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import fcntl
@@ -146,19 +147,20 @@ def build_index(
             writer = store.VersionWriter(
                 staging, embedder.dimension, None if multilingual is None else multilingual.dimension
             )
-            documents, files = _embed_corpus(
-                files,
-                _PreviousArticles(index_dir, previous, multilingual),
-                current,
-                embedder,
-                chunking,
-                writer,
-                report,
-                progress,
-                max_article_bytes,
-                strict,
-                multilingual,
-            )
+            with contextlib.closing(_PreviousArticles(index_dir, previous, multilingual)) as reusable:
+                documents, files = _embed_corpus(
+                    files,
+                    reusable,
+                    current,
+                    embedder,
+                    chunking,
+                    writer,
+                    report,
+                    progress,
+                    max_article_bytes,
+                    strict,
+                    multilingual,
+                )
             previous = None  # Its vectors were copied into the new version: let its maps go before it is finished.
             if not documents:
                 raise BuildError(
@@ -338,6 +340,10 @@ class _PreviousArticles:
     def content_hash(self, name: str) -> str | None:
         number = self._numbers.get(name)
         return None if number is None or self._data is None else self._data.document_metadata(number).content_hash
+
+    def close(self) -> None:
+        if self._files is not None:
+            self._files.close()
 
     def take(self, name: str) -> store.ArticleParts:
         """The rows and vectors (copies) of the article `name`, which must be in the version."""

@@ -91,13 +91,17 @@ class NpyRows:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def read(self, start: int, stop: int) -> npt.NDArray[np.generic]:
-        """Rows `start` to `stop` (a copy)."""
+    def read(self, start: int, stop: int, fd: int | None = None) -> npt.NDArray[np.generic]:
+        """Rows `start` to `stop` (a copy); from `fd` when given, a descriptor of the file held open by the
+        caller (so that the file may be removed meanwhile), else from the file opened anew."""
         stop = min(stop, self.shape[0])
         count = max(0, stop - start)
-        with self.path.open("rb") as stream:
-            stream.seek(self._offset + start * self._row_bytes)
-            raw = stream.read(count * self._row_bytes)
+        if fd is not None:
+            raw = os.pread(fd, count * self._row_bytes, self._offset + start * self._row_bytes)
+        else:
+            with self.path.open("rb") as stream:
+                stream.seek(self._offset + start * self._row_bytes)
+                raw = stream.read(count * self._row_bytes)
         if len(raw) != count * self._row_bytes:
             raise ValueError(f"{self.path} ends before row {stop}")
         return np.frombuffer(raw, dtype=self.dtype).reshape(count, self.shape[1]).copy()

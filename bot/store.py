@@ -331,23 +331,27 @@ class VersionFiles:
         if not isinstance(data.documents, StoredDocuments):
             raise ValueError("only a version opened from its directory has files to read")
         self._documents = data.documents
-        self._texts = directory / TEXTS_FILE
         names = [CHUNK_VECTORS, SENTENCE_VECTORS, CLAUSE_VECTORS, MULTILINGUAL_VECTORS]
         self._vectors = {name: NpyRows(directory / name) for name in names if (directory / name).exists()}
+        # Held open until `close`: another process may remove the version (an old copy) while it is read.
+        self._fds = {name: os.open(directory / name, os.O_RDONLY) for name in [*self._vectors, TEXTS_FILE]}
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
     def has(self, name: str) -> bool:
         return name in self._vectors
 
     def vectors(self, name: str, rows: range) -> Vectors:
         """Rows `rows` of the vector file `name` (a copy)."""
-        return self._vectors[name].read(rows.start, rows.stop).astype(np.float32, copy=False)
+        return self._vectors[name].read(rows.start, rows.stop, self._fds[name]).astype(np.float32, copy=False)
 
     def document(self, number: int) -> Document:
         """Document `number` with its text."""
         start, end = self._documents.span(number)
-        with self._texts.open("rb") as stream:
-            stream.seek(start)
-            text = stream.read(end - start).decode("utf-8")
+        text = os.pread(self._fds[TEXTS_FILE], end - start, start).decode("utf-8")
         d = self._documents.metadata[number]
         return Document(d.doc_id, d.title, d.publisher, d.published, d.url, d.content_hash, text)
 

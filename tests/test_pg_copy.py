@@ -8,15 +8,18 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from fakes import FakeEmbedder, FakeMultilingualEmbedder, write_article
 
 from bot.chunking import ChunkingSettings
+from bot.errors import IndexStoreError
 from bot.store import IndexData
 from bot.stores.pg_build import build_postgres
 from bot.stores.pgvector import PgSource, PgStore
 
 EXTRA = "2021-03-extra-steppe-bridge.md"
+FIRST = "0000-first-ferry.md"
 EXTRA_BODY = (
     "A new bridge over the Ural river opened in Oral on Monday. It was built by a consortium of local firms. "
     "The bridge carries four lanes of traffic and a footpath."
@@ -62,11 +65,16 @@ def test_a_new_state_fetches_only_the_documents_that_changed(
 ) -> None:
     _build(corpus_dir, database_url)
     _open(database_url, tmp_path / "copies")
+    # One article added that sorts after the others, one before them, and one of the two changed: fetched and
+    # reused documents interleave in the copy's order.
     write_article(corpus_dir, EXTRA, EXTRA_BODY, title="A bridge in Oral")
+    write_article(corpus_dir, FIRST, "A ferry crossed the Irtysh at dawn. It carried grain.", title="A ferry")
+    changed = sorted(corpus_dir.glob("2020-*.md"))[0]
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nThe editors added a line.\n", encoding="utf-8")
     version = _build(corpus_dir, database_url)
     with caplog.at_level(logging.INFO, logger="bot.stores.pg_copy"):
         moved = _open(database_url, tmp_path / "copies")
-    assert f"Copied {version}: 3 documents, 1 fetched from the database" in caplog.text
+    assert f"Copied {version}: 4 documents, 3 fetched from the database" in caplog.text
     # What it took from its previous copy is what a bot with no copy fetches whole.
     fresh = _open(database_url, tmp_path / "fresh")
     _same_data(moved.data, fresh.data)
@@ -153,3 +161,41 @@ def test_bots_sharing_a_folder_may_copy_the_same_state_at_once(
     assert [path.name for path in (tmp_path / "copies").iterdir()] == [version]
     for store in opened[1:]:
         _same_data(opened[0].data, store.data)
+
+
+def test_a_copy_of_other_tables_lends_nothing(
+    corpus_dir: Path, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Row numbers name passages only within one set of tables: another database's (or tables made anew) start
+    from 1 too, so a copy of them must not be taken for this one's."""
+    _build(corpus_dir, database_url)
+    server, name = database_url.rsplit("/", 1)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}_other")
+    other = f"{server}/{name}_other"
+    try:
+        other_corpus = tmp_path / "other-corpus"
+        other_corpus.mkdir()
+        # The same names, one of them with other words: the same row numbers, other passages.
+        for path in sorted(corpus_dir.iterdir()):
+            (other_corpus / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+        write_article(other_corpus, sorted(p.name for p in corpus_dir.iterdir())[0], EXTRA_BODY, title="A bridge")
+        _build(other_corpus, other)
+        _open(database_url, tmp_path / "copies")
+        with caplog.at_level(logging.INFO, logger="bot.stores.pg_copy"):
+            shared = _open(other, tmp_path / "copies")
+        assert "2 documents, 2 fetched from the database" in caplog.text
+        _same_data(shared.data, _open(other, tmp_path / "fresh").data)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute(f"DROP DATABASE {name}_other WITH (FORCE)")
+
+
+def test_a_copy_that_cannot_be_written_is_a_clear_store_error(
+    corpus_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    _build(corpus_dir, database_url)
+    blocked = tmp_path / "copies"
+    blocked.write_text("a file where the copies' folder should be", encoding="utf-8")
+    with pytest.raises(IndexStoreError, match="cannot keep a local copy"):
+        _open(database_url, blocked)

@@ -367,3 +367,5 @@ def test_a_version_written_without_search_indexes_reads_back_article_by_article(
             )
             for name in ("chunk_vectors", "sentence_vectors", "clause_vectors"):
                 assert np.array_equal(getattr(parts, name), getattr(original, name)), name
+    files.close()
+    index_files.close()

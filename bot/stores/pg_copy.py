@@ -58,6 +58,8 @@ Visible = Callable[[str], sql.Composable]
 # Documents fetched from the database per round trip while a copy is written.
 FETCH_ROWS = 256
 _STAGING_PREFIX = ".writing-"
+# The copy's manifest names the tables it was copied from (see `_tables`).
+COPIED_FROM = "copied_from"
 
 
 @dataclass
@@ -82,15 +84,16 @@ class StateCopies:
         """The copy of state `generation` (named `manifest.version`), written first when this folder has none or
         a damaged one; `connection` is in that state's snapshot."""
         name = manifest.version
-        found = self._open(self.directory / name, manifest)
+        tables = _tables(connection)
+        found = self._open(self.directory / name, manifest, tables)
         if found is not None:
             return found
         self.directory.mkdir(parents=True, exist_ok=True)
-        previous = self._newest_reusable(manifest)
+        previous = self._newest_reusable(manifest, tables)
         staging = self.directory / f"{_STAGING_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
-            _write(connection, staging, manifest, (generation, visible), previous)
+            _write(connection, staging, manifest, (generation, visible, tables), previous)
             try:
                 staging.rename(self.directory / name)
             except OSError:  # another bot of this machine wrote the same state meanwhile: use its copy
@@ -98,19 +101,24 @@ class StateCopies:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        copy = self._open(self.directory / name, manifest)
+        copy = self._open(self.directory / name, manifest, tables)
         if copy is None:
             raise IndexStoreError(f"the local copy of {name} in {self.directory} could not be read back")
         self._prune(keep={name} | ({previous.directory.name} if previous is not None else set()))
         return copy
 
-    def _open(self, directory: Path, manifest: Manifest) -> StateCopy | None:
-        """The copy in `directory` when it holds exactly the state `manifest` describes, else None."""
+    def _open(self, directory: Path, manifest: Manifest, tables: str) -> StateCopy | None:
+        """The copy in `directory` when it holds exactly the state `manifest` describes, copied from `tables`,
+        else None."""
         if not directory.is_dir():
             return None
         try:
             copied = read_manifest(directory)
-            if _without_files(copied.raw) != _without_files(manifest.raw) or damaged_files(directory, copied):
+            if (
+                copied.raw.get(COPIED_FROM) != tables
+                or _without_files(copied.raw) != _without_files(manifest.raw)
+                or damaged_files(directory, copied)
+            ):
                 log.warning("The local copy %s does not match its state; writing it again", directory)
                 shutil.rmtree(directory, ignore_errors=True)
                 return None
@@ -126,15 +134,18 @@ class StateCopies:
             return None
         return StateCopy(directory, data, np.asarray(document_rows), np.asarray(chunk_rows))
 
-    def _newest_reusable(self, manifest: Manifest) -> StateCopy | None:
-        """The newest copy whose passages were made as `manifest`'s are (model, chunking, multilingual model)."""
+    def _newest_reusable(self, manifest: Manifest, tables: str) -> StateCopy | None:
+        """The newest copy of the same tables whose passages were made as `manifest`'s are (model, chunking,
+        multilingual model): row numbers mean the same passages only within one set of tables."""
         for directory in sorted(self._copies(), key=_generation, reverse=True):
             try:
                 copied = read_manifest(directory)
             except IndexStoreError:
                 continue
-            if _passage_settings(copied.raw) == _passage_settings(manifest.raw):
-                found = self._open(directory, copied)
+            if copied.raw.get(COPIED_FROM) == tables and _passage_settings(copied.raw) == _passage_settings(
+                manifest.raw
+            ):
+                found = self._open(directory, copied, tables)
                 if found is not None:
                     return found
         return None
@@ -159,29 +170,39 @@ def _write(
     connection: psycopg.Connection[Any],
     directory: Path,
     manifest: Manifest,
-    state: tuple[int, Visible],
+    state: tuple[int, Visible, str],
     previous: StateCopy | None,
 ) -> None:
     """Write the copy of the state `connection` sees into `directory`: documents whose rows `previous` holds are
     taken from it, the others fetched, all in the database's order (by document id)."""
-    generation, visible = state
+    generation, visible, tables = state
     listing = connection.execute(
-        sql.SQL("SELECT d.id, d.doc_id FROM kazbot_documents d WHERE {} ORDER BY d.doc_id").format(visible("d")),
+        sql.SQL("SELECT d.id, d.doc_id, d.content_hash FROM kazbot_documents d WHERE {} ORDER BY d.doc_id").format(
+            visible("d")
+        ),
         {"generation": generation},
     ).fetchall()
     held: dict[int, int] = {}
     previous_files = None
     if previous is not None:
-        held = {int(row): number for number, row in enumerate(previous.document_rows)}
+        copied = {int(row): number for number, row in enumerate(previous.document_rows)}
+        for row, doc_id, content_hash in listing:
+            number = copied.get(int(row))
+            # Taken from the previous copy only when its row, its id and its content all match.
+            if number is not None:
+                metadata = previous.data.document_metadata(number)
+                if (metadata.doc_id, metadata.content_hash) == (doc_id, content_hash):
+                    held[int(row)] = number
         previous_files = VersionFiles(previous.directory, previous.data)
-    fetched = [int(row) for row, _ in listing if int(row) not in held]
+    fetched = [int(row) for row, _, _ in listing if int(row) not in held]
     multilingual = manifest.multilingual.dimension if manifest.multilingual is not None else None
     writer = VersionWriter(directory, manifest.model.dimension, multilingual, searchable=False)
     document_rows = ArraySpool(directory / DOCUMENT_ROWS, "<i8")
     chunk_rows = ArraySpool(directory / CHUNK_ROWS, "<i8")
     try:
         arriving = _fetch(connection, fetched, state, manifest)
-        for row, doc_id in listing:
+        for row, doc_id, _ in listing:
+            entry = manifest.documents.get(doc_id, {})
             number = held.get(int(row))
             if number is not None and previous is not None:
                 parts = previous.data.article_parts(number, multilingual=multilingual is not None, files=previous_files)
@@ -191,75 +212,83 @@ def _write(
                 parts, ids = next(arriving)
                 if parts.document.doc_id != doc_id:
                     raise IndexStoreError(f"the database returned {parts.document.doc_id!r} where {doc_id!r} was due")
+            if (len(parts.sentence_spans), len(parts.chunk_bounds)) != (entry.get("sentences"), entry.get("chunks")):
+                raise IndexStoreError(f"{doc_id} in the database does not match its state's manifest")
             writer.add(parts)
             document_rows.append([int(row)])
             chunk_rows.append(ids)
+        if next(arriving, None) is not None:
+            raise IndexStoreError("the database returned more documents than it listed")
         document_rows.close()
         chunk_rows.close()
-        writer.finish({**manifest.raw, "files": {}})
+        writer.finish({**manifest.raw, "files": {}, COPIED_FROM: tables})
     except BaseException:
         document_rows.abandon()
         chunk_rows.abandon()
         writer.abandon()
         raise
+    finally:
+        if previous_files is not None:
+            previous_files.close()
     log.info("Copied %s: %d documents, %d fetched from the database", manifest.version, len(listing), len(fetched))
 
 
 def _fetch(
-    connection: psycopg.Connection[Any], rows: list[int], state: tuple[int, Visible], manifest: Manifest
+    connection: psycopg.Connection[Any], rows: list[int], state: tuple[int, Visible, str], manifest: Manifest
 ) -> Iterator[tuple[ArticleParts, Rows]]:
     """The documents of database rows `rows`, with their chunks' rows, in the order of their document ids,
     read a few at a time (server-side cursors, in the caller's snapshot)."""
-    generation, visible = state
+    generation, visible, _ = state
     dimension = manifest.model.dimension
     multilingual = manifest.multilingual.dimension if manifest.multilingual is not None else None
-    documents = connection.cursor(name="kazbot_copy_documents")
-    documents.itersize = FETCH_ROWS
-    documents.execute(
-        "SELECT id, doc_id, title, publisher, published, url, content_hash, text, sentence_spans, sentence_vectors, "
-        "clause_sentences, clause_vectors, multilingual_vectors FROM kazbot_documents d "
-        "WHERE id = ANY(%(rows)s) ORDER BY doc_id",
-        {"rows": rows},
-    )
-    chunks = connection.cursor(name="kazbot_copy_chunks")
-    chunks.itersize = FETCH_ROWS * 8
-    chunks.execute(
-        sql.SQL(
-            "SELECT c.document, c.id, c.first_sentence, c.last_sentence, c.embedding FROM kazbot_chunks c "
-            "JOIN kazbot_documents d ON d.id = c.document WHERE c.document = ANY(%(rows)s) AND {} "
-            "ORDER BY d.doc_id, c.position"
-        ).format(visible("c")),
-        {"rows": rows, "generation": generation},
-    )
-    pending = next(chunks, None)
-    for row in documents:
-        number, doc_id, title, publisher, published, url, content_hash, text, spans = row[:9]
-        sentence_vectors, clause_sentences, clause_vectors, multilingual_vectors = row[9:]
-        bounds: list[tuple[int, int]] = []
-        ids: list[int] = []
-        vectors: list[Any] = []
-        while pending is not None and int(pending[0]) == int(number):
-            bounds.append((int(pending[2]), int(pending[3])))
-            ids.append(int(pending[1]))
-            vectors.append(pending[4].to_numpy())
-            pending = next(chunks, None)
-        if multilingual is not None and multilingual_vectors is None:
-            raise IndexStoreError(f"{doc_id} lacks the multilingual vectors its state's manifest lists")
-        parts = ArticleParts(
-            document=Document(doc_id, title, publisher, published, url, content_hash, text),
-            sentence_spans=[(spans[i], spans[i + 1]) for i in range(0, len(spans), 2)],
-            chunk_bounds=bounds,
-            clause_sentences=list(clause_sentences),
-            chunk_vectors=np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, dimension), np.float32),
-            sentence_vectors=_array(sentence_vectors, dimension),
-            clause_vectors=_array(clause_vectors, dimension),
-            multilingual_vectors=None if multilingual is None else _array(multilingual_vectors, multilingual),
+    # Closed however the caller stops reading (the snapshot's transaction outlives them).
+    with (
+        connection.cursor(name="kazbot_copy_documents") as documents,
+        connection.cursor(name="kazbot_copy_chunks") as chunks,
+    ):
+        documents.itersize = FETCH_ROWS
+        documents.execute(
+            "SELECT id, doc_id, title, publisher, published, url, content_hash, text, sentence_spans, "
+            "sentence_vectors, clause_sentences, clause_vectors, multilingual_vectors FROM kazbot_documents d "
+            "WHERE id = ANY(%(rows)s) ORDER BY doc_id",
+            {"rows": rows},
         )
-        yield parts, np.asarray(ids, dtype=np.int64)
-    if pending is not None:
-        raise IndexStoreError("the database returned chunks of a document it did not list")
-    documents.close()
-    chunks.close()
+        chunks.itersize = FETCH_ROWS * 8
+        chunks.execute(
+            sql.SQL(
+                "SELECT c.document, c.id, c.first_sentence, c.last_sentence, c.embedding FROM kazbot_chunks c "
+                "JOIN kazbot_documents d ON d.id = c.document WHERE c.document = ANY(%(rows)s) AND {} "
+                "ORDER BY d.doc_id, c.position"
+            ).format(visible("c")),
+            {"rows": rows, "generation": generation},
+        )
+        pending = next(chunks, None)
+        for row in documents:
+            number, doc_id, title, publisher, published, url, content_hash, text, spans = row[:9]
+            sentence_vectors, clause_sentences, clause_vectors, multilingual_vectors = row[9:]
+            bounds: list[tuple[int, int]] = []
+            ids: list[int] = []
+            vectors: list[Any] = []
+            while pending is not None and int(pending[0]) == int(number):
+                bounds.append((int(pending[2]), int(pending[3])))
+                ids.append(int(pending[1]))
+                vectors.append(pending[4].to_numpy())
+                pending = next(chunks, None)
+            if multilingual is not None and multilingual_vectors is None:
+                raise IndexStoreError(f"{doc_id} lacks the multilingual vectors its state's manifest lists")
+            parts = ArticleParts(
+                document=Document(doc_id, title, publisher, published, url, content_hash, text),
+                sentence_spans=[(spans[i], spans[i + 1]) for i in range(0, len(spans), 2)],
+                chunk_bounds=bounds,
+                clause_sentences=list(clause_sentences),
+                chunk_vectors=np.vstack(vectors).astype(np.float32) if vectors else _array(b"", dimension),
+                sentence_vectors=_array(sentence_vectors, dimension),
+                clause_vectors=_array(clause_vectors, dimension),
+                multilingual_vectors=None if multilingual is None else _array(multilingual_vectors, multilingual),
+            )
+            yield parts, np.asarray(ids, dtype=np.int64)
+        if pending is not None:
+            raise IndexStoreError("the database returned chunks of a document it did not list")
 
 
 def _array(data: bytes, dimension: int) -> Any:
@@ -267,7 +296,15 @@ def _array(data: bytes, dimension: int) -> Any:
 
 
 def _without_files(raw: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in raw.items() if key not in ("files", "file_stats")}
+    return {key: value for key, value in raw.items() if key not in ("files", "file_stats", COPIED_FROM)}
+
+
+def _tables(connection: psycopg.Connection[Any]) -> str:
+    """Which tables a state is read from: their database and the documents table's own number, which changes
+    when a build makes the tables anew (row numbers start again there, so they name other passages)."""
+    row = connection.execute("SELECT current_database(), 'kazbot_documents'::regclass::oid").fetchone()
+    assert row is not None
+    return f"{row[0]}:{row[1]}"
 
 
 def _passage_settings(raw: dict[str, Any]) -> tuple[Any, ...]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -57,6 +58,9 @@ HNSW_EF_SEARCH = 40
 # A bot asks for the newest state before every question: at most once per this many seconds, it asks the database.
 POLL_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 5
+# How long a bot's query waits for a lock: a build that makes new tables holds the old ones until it commits, and
+# a bot must not hang on them meanwhile (its poll then keeps the state it has; a search fails cleanly).
+READ_LOCK_TIMEOUT = "2s"
 # Chunk terms are the product's own stemmed terms (bot/english.py), as for BM25 in the FAISS store; the
 # 'simple' configuration only lower-cases them, so PostgreSQL adds no stemming or stop list of its own.
 TEXT_SEARCH_CONFIG = "simple"
@@ -113,6 +117,7 @@ class PgSource:
             connection = psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
         except psycopg.Error as exc:
             raise IndexStoreError(f"cannot connect to {self.describe()}: {type(exc).__name__}") from None
+        connection.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(READ_LOCK_TIMEOUT)))
         if connection.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
             register_vector(connection)
         return connection
@@ -166,6 +171,9 @@ class PgSource:
         except psycopg.Error as exc:
             connection.close()
             raise IndexStoreError(f"cannot read {self.describe()}: {type(exc).__name__}: {exc}") from None
+        except (OSError, ValueError, sqlite3.Error) as exc:  # the local copy (bot/stores/pg_copy.py)
+            connection.close()
+            raise IndexStoreError(f"cannot keep a local copy of {self.describe()}'s state: {exc}") from None
 
     @contextmanager
     def writer(self, embedder: Embedder, *, full: bool = False) -> Iterator[PgWriter]:
@@ -173,6 +181,7 @@ class PgSource:
         model is refused unless `full` (which then replaces every table)."""
         connection = self.connect()
         try:
+            connection.execute("SET lock_timeout = 0")  # a build waits its turn
             connection.execute("SELECT pg_advisory_lock(%s)", (BUILD_LOCK,))
             # From here on, one transaction: `PgWriter.publish` commits it; closing without that rolls it back.
             connection.autocommit = False
