@@ -40,6 +40,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from store_search import database as server
 from synthetic import rewrite_article, write_articles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,18 +108,6 @@ def child(program: str, code_root: Path, *args: str) -> dict[str, float]:
         raise SystemExit(f"a measured step failed:\n{finished.stderr[-3000:]}")
     result: dict[str, float] = json.loads(finished.stdout.strip().splitlines()[-1])
     return result
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    sys.path.insert(0, str(ROOT / "tests"))
-    from pg_server import postgres_server
-
-    with postgres_server() as started:
-        yield started
 
 
 @contextmanager
