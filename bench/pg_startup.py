@@ -49,7 +49,7 @@ RESULTS = ROOT / "bench/results"
 DEFAULT_ARTICLES = 1_000
 QUESTION = "What did the party say about the rally?"
 
-# argv: code root, bench dir, database URL, corpus, copies folder ("" for code that keeps none), question.
+# argv: code root, bench dir, database URL, copies folder ("" for code that keeps none), question.
 # Prints JSON.
 START_CHILD = """
 import json, resource, sys, time
@@ -61,10 +61,10 @@ assert Path(bot.__file__).is_relative_to(sys.argv[1]), bot.__file__  # the code 
 from hash_embedder import HashEmbedder
 from bot.engine import Engine
 from bot.stores.pgvector import PgSource
-source = PgSource(sys.argv[3], copies=Path(sys.argv[5])) if sys.argv[5] else PgSource(sys.argv[3])
+source = PgSource(sys.argv[3], copies=Path(sys.argv[4])) if sys.argv[4] else PgSource(sys.argv[3])
 engine = Engine.open(source, HashEmbedder())
 opened = time.perf_counter() - started
-engine.answer(sys.argv[6])
+engine.answer(sys.argv[5])
 print(json.dumps({"seconds": time.perf_counter() - started, "open_seconds": opened,
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -136,6 +136,12 @@ def database(admin_url: str, name: str) -> str:
     return url
 
 
+def start(code: str, code_root: Path, url: str, copies: Path | None, name: str) -> Step:
+    """A bot's start in a fresh process, with `copies` as its copies folder (None: code that keeps none)."""
+    started = child(START_CHILD, code_root, url, str(copies or ""), QUESTION)
+    return Step(code, name, started["seconds"], started["peak_mb"], f"opened in {started['open_seconds']:.2f} s")
+
+
 def run(articles: int, admin_url: str, previous_code: Path | None, work: Path) -> list[Step]:
     corpus = work / "corpus"
     first_article = write_articles(corpus, articles)[0]
@@ -147,41 +153,15 @@ def run(articles: int, admin_url: str, previous_code: Path | None, work: Path) -
         keeps_copies = code == "this"
         built = child(BUILD_CHILD, code_root, url, str(corpus))
         steps.append(Step(code, "full build", built["seconds"], built["peak_mb"], f"{int(built['chunks']):,} chunks"))
-        first = child(START_CHILD, code_root, url, str(corpus), str(copies) if keeps_copies else "", QUESTION)
-        steps.append(
-            Step(
-                code,
-                "start: no copy yet" if keeps_copies else "start",
-                first["seconds"],
-                first["peak_mb"],
-                f"opened in {first['open_seconds']:.2f} s",
-            )
-        )
+        held = copies if keeps_copies else None
+        steps.append(start(code, code_root, url, held, "start: no copy yet" if keeps_copies else "start"))
         if keeps_copies:
-            again = child(START_CHILD, code_root, url, str(corpus), str(copies), QUESTION)
-            steps.append(
-                Step(
-                    code,
-                    "restart: copy in place",
-                    again["seconds"],
-                    again["peak_mb"],
-                    f"opened in {again['open_seconds']:.2f} s",
-                )
-            )
+            steps.append(start(code, code_root, url, held, "restart: copy in place"))
         rewrite_article(first_article, seed=1)
         rebuilt = child(BUILD_CHILD, code_root, url, str(corpus))
         steps.append(Step(code, "one article rewritten: build", rebuilt["seconds"], rebuilt["peak_mb"]))
         if keeps_copies:
-            moved = child(START_CHILD, code_root, url, str(corpus), str(copies), QUESTION)
-            steps.append(
-                Step(
-                    code,
-                    "start on the new state: previous copy in place",
-                    moved["seconds"],
-                    moved["peak_mb"],
-                    f"opened in {moved['open_seconds']:.2f} s",
-                )
-            )
+            steps.append(start(code, code_root, url, held, "start on the new state: previous copy in place"))
         write_articles(corpus, 1)  # the first article back as it was, for the next code's builds
     return steps
 

@@ -367,8 +367,8 @@ class PgWriter:
     document at a time, whatever the archive's size.
 
     One cost of writing as it goes: a build that must make new tables (the first, or one for another model)
-    holds their predecessors locked until it commits, so bots still on them wait for it (they must be restarted
-    for the new model anyway).
+    holds their predecessors locked until it commits; bots still on them get an error for a search meanwhile,
+    after `READ_LOCK_TIMEOUT`, and keep the state they have (they must be restarted for the new model anyway).
     """
 
     def __init__(self, connection: psycopg.Connection[Any], where: str, embedder: Embedder, *, full: bool) -> None:
@@ -464,8 +464,9 @@ class PgWriter:
 
     def put(self, parts: ArticleParts) -> None:
         self._remove([parts.document.doc_id])
-        _insert(self._connection, parts, self._new_state().generation)
-        self._new_state().live.add(parts.document.doc_id)
+        state = self._new_state()
+        _insert(self._connection, parts, state.generation)
+        state.live.add(parts.document.doc_id)
 
     def delete(self, doc_id: str) -> None:
         self._remove([doc_id])
