@@ -387,3 +387,22 @@ def test_a_build_that_fails_midway_leaves_no_trace(
     report = build_postgres(corpus_dir, PgSource(database_url), fake_embedder, ChunkingSettings())
     assert len(report.added) == bulletins and report.version != version
     assert len(_state(source.open(fake_embedder))) == bulletins + 2
+
+
+def test_a_bot_does_not_hang_on_tables_a_build_holds_locked(
+    corpus_dir: Path, database_url: str, fake_embedder: FakeEmbedder, copies: Path
+) -> None:
+    """A build that makes new tables holds the old ones until it commits: a bot's poll keeps the state it has and
+    its search fails cleanly, each within `READ_LOCK_TIMEOUT`, rather than waiting for the build."""
+    version = _build(corpus_dir, database_url)
+    source = PgSource(database_url, copies=copies, poll_seconds=0)
+    store = source.open(fake_embedder)
+    assert source.published_version() == version
+    with psycopg.connect(database_url) as build:
+        build.execute("LOCK TABLE kazbot_states, kazbot_chunks IN ACCESS EXCLUSIVE MODE")  # as DROP TABLE takes
+        # Without the timeout these would wait on the lock held here: the test's own timeout would end it.
+        assert source.published_version() == version
+        with pytest.raises(IndexStoreError, match="cannot be searched"):
+            store.dense_search(fake_embedder.embed(["Mamai"])[0], 5)
+        build.rollback()
+    assert store.dense_search(fake_embedder.embed(["Mamai"])[0], 5)
