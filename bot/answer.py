@@ -360,7 +360,10 @@ class SentenceScorer:
                 values[column["reason_found"]] = float(own.reason)
             values[column["new_words"]] = math.log1p(len(own_terms - asked_stems)) / math.log(32)
             values[column["points_back"]] = float(own.points_back)
-        rows[:, column["cos_gap"]] = rows[:, column["cos_sentence"]] - rows[:, column["cos_sentence"]].max()
+        cosines = rows[:, column["cos_sentence"]]
+        rows[:, column["cos_gap"]] = cosines - cosines.max()
+        rows[:, column["cos_rank"]] = 1.0 / (1 + np.argsort(np.argsort(-cosines, kind="stable"), kind="stable"))
+        rows[:, column["cos_few_terms"]] = cosines * (1.0 - rows[:, column["terms"]].max())
         rows[:, column["terms_gap"]] = rows[:, column["terms"]] - rows[:, column["terms"]].max()
         probabilities = self.params.probabilities(rows)
         order = sorted(range(len(ids)), key=lambda i: (-probabilities[i], ids[i]))

@@ -25,6 +25,9 @@ FEATURES: tuple[str, ...] = (
     "cos_chunk",  # cosine of question and the best retrieved passage holding the sentence
     "cos_neighbour",  # the better cosine of the sentences before and after it
     "cos_gap",  # cos_sentence minus the best cos_sentence among the candidates (<= 0)
+    "cos_rank",  # 1 / (1 + its rank by cos_sentence among the candidates)
+    "cos_few_terms",  # cos_sentence x (1 - the best terms among the candidates): meaning counts most when
+    # no candidate holds the question's words (a paraphrase); one weight for all questions could not say so
     "retrieval_rank",  # 1 / (1 + rank of its passage in hybrid retrieval)
     "terms",  # IDF-weighted share of the question's terms (or their spellings) the sentence holds
     "terms_neighbours",  # the same share over the sentence and its neighbours
