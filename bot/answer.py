@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cached_property
@@ -109,6 +109,11 @@ class Candidates:
         question phrased apart from the articles has no likely answer sentence, yet its closest passage helps.
         """
         return float(self.features[:, _FEATURE_INDEX["cos_sentence"]].max()) if self.sentences else -1.0
+
+    def without(self, sentences: Collection[int]) -> Candidates:
+        """The same candidates less `sentences` (those already quoted), in the same order."""
+        keep = [i for i, sentence in enumerate(self.sentences) if sentence not in sentences]
+        return Candidates([self.sentences[i] for i in keep], self.features[keep], [self.probabilities[i] for i in keep])
 
     def rescored(self, params: ScorerParams) -> Candidates:
         """The same candidates under other parameters (what fitting compares)."""

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from bot import english
 
+# How many answers a chat remembers the quotes of, whatever its history length.
+QUOTED_ANSWERS_KEPT = 20
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -26,18 +29,41 @@ class Conversation:
 
     def __init__(self, max_turns: int = 3) -> None:
         self._exchanges: deque[Exchange] = deque(maxlen=max(1, max_turns))
+        # What was quoted is kept longer than the exchanges a pronoun may point to: a "tell me more" several
+        # answers on should still not repeat the first.
+        self._answers: deque[str] = deque(maxlen=max(1, max_turns, QUOTED_ANSWERS_KEPT))
         self._enabled = max_turns > 0
 
     def reset(self) -> None:
         self._exchanges.clear()
+        self._answers.clear()
 
     def remember(self, question: str, answer_text: str) -> None:
         if self._enabled:
             self._exchanges.append(Exchange(question, answer_text))
+            self._answers.append(answer_text)
 
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
         return tuple(self._exchanges)
+
+    def quoted(self, sentence: str) -> bool:
+        """Whether a remembered answer quoted this sentence (for "tell me more", which skips them)."""
+        return any(sentence in answer for answer in self._answers)
+
+    def expand(self, question: str) -> str | None:
+        """The question an ellipsis stands for: the last question with its subject replaced ("how many seats
+        does Aq Zhol have?", then "and the Communists?" → "how many seats does the Communists have?"); None when
+        the question is not an ellipsis or the last question named no subject to replace."""
+        subject = english.ellipsis_subject(question)
+        if subject is None or not self._exchanges:
+            return None
+        last = self._exchanges[-1]
+        for name in asked_names(last.question, last.answer_text):
+            pattern = english.name_as_typed(name)
+            if english.words(name) and pattern.search(last.question):
+                return pattern.sub(lambda _: subject, last.question, count=1)
+        return None
 
     def referents(self, question: str) -> list[str]:
         """Names from the latest exchange that has any, that a follow-up question points back to; [] for a
@@ -51,9 +77,21 @@ class Conversation:
         return []
 
 
+def asked_names(question: str, answer_text: str) -> list[str]:
+    """The names a question asked about, however it was typed: its own capitalized names, then the names of its
+    answer that it holds in lower case ("what is the democratic party" asked about "Democratic Party")."""
+    asked = names(question)
+    typed = set(english.words(question))
+    for span in names(answer_text):
+        for name in english.possessive_parts(span):
+            if name not in asked and all(word in typed for word in english.words(name)):
+                asked.append(name)
+    return asked
+
+
 def _referents(question: str, last: Exchange) -> list[str]:
     """What `question`'s pronoun most likely means in the light of one earlier exchange."""
-    asked = names(last.question)
+    asked = asked_names(last.question, last.answer_text)
     answered = [name for name in names(last.answer_text) if name not in asked]
     asked_about_someone = english.asks_about_person(last.question)
     defining = english.is_definition(last.question)

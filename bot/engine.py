@@ -99,6 +99,8 @@ class SourceInfo:
 
 NOT_COVERED_TEXT = "The articles don't cover this: I found nothing in them about it."
 CLOSEST_PREFIX = "The articles don't say exactly; the closest passage:"
+NO_MORE_TEXT = "That is all the articles say about it that I have not quoted yet."
+NOTHING_BEFORE_TEXT = "Ask me something about the articles first; then I can tell you more."
 # An overview quotes the lead sentence of at most this many articles, the newest first.
 OVERVIEW_ARTICLES = 5
 
@@ -221,11 +223,16 @@ class Engine:
             return Answer(question=question, outcome=Outcome.CHAT, text=_small_talk_reply(talk, index))
         if english.asks_overview(cleaned):
             return _overview(question, index)
+        if english.asks_more(cleaned):
+            return self._more(question, conversation, index, scorer, use_writer=use_writer, on_progress=on_progress)
         vectors = None if is_english(cleaned) else self._multilingual_vectors(index)
         if vectors is not None:
             return self._answer_other_language(
                 question, cleaned, index, scorer, vectors, conversation, use_writer=use_writer, on_progress=on_progress
             )
+        expanded = conversation.expand(cleaned) if conversation else None
+        if expanded is not None:
+            cleaned = expanded  # an ellipsis is answered, and remembered, as the question it stands for
         referents = conversation.referents(cleaned) if conversation else []
         resolved = rewrite(cleaned, referents)
         parsed, passages, candidates = self._retrieve(cleaned, resolved, referents, index, scorer)
@@ -240,6 +247,37 @@ class Engine:
         if conversation is not None:
             # Remembered with its pronoun resolved, so that a chain of follow-ups keeps its subject.
             conversation.remember(resolved, result.text if not result.abstained else "")
+        return result
+
+    def _more(
+        self,
+        question: str,
+        conversation: Conversation | None,
+        index: PassageStore,
+        scorer: SentenceScorer,
+        *,
+        use_writer: bool = True,
+        on_progress: Progress | None = None,
+    ) -> Answer:
+        """ "Tell me more": a passage on the last question's subject that this chat was not shown yet."""
+        if conversation is None or not conversation.exchanges:
+            return Answer(question=question, outcome=Outcome.CHAT, text=NOTHING_BEFORE_TEXT)
+        subject = conversation.exchanges[-1].question
+        parsed, passages, candidates = self._retrieve(subject, subject, [], index, scorer)
+        text = index.data.sentence_text
+        fresh = candidates.without({s for s in candidates.sentences if conversation.quoted(text(s))})
+        # A passage, as for "tell me about": more of the subject, not another answer to the question.
+        choice = scorer.choose(dataclasses.replace(parsed, explain=True), fresh)
+        unseen = [s for s in choice.sentences if not conversation.quoted(text(s))]
+        if choice.decision is Decision.NOT_COVERED or not unseen:
+            result = Answer(question=question, outcome=Outcome.ABSTAINED, text=NO_MORE_TEXT)
+        else:
+            result = _compose(question, Choice(Decision.ANSWER, unseen), index)
+            if self.writer is not None and use_writer:
+                result = written_answer(self.writer, result, index, passages, unseen, conversation, on_progress)
+        result = dataclasses.replace(result, confidence=fresh.best)
+        # Remembered under the same subject, so that another "more" goes on from here.
+        conversation.remember(subject, result.text if not result.abstained else "")
         return result
 
     def _answer_other_language(
@@ -367,7 +405,7 @@ def _small_talk_reply(kind: english.SmallTalk, index: PassageStore) -> str:
     return (
         f"I answer questions about {articles} by quoting the sentences that answer them, with their sources, "
         f"and I say so when the articles don't hold the answer. Ask “What are the articles about?” for an "
-        f"overview, or ask about a person, a place or an event.{newest}"
+        f"overview, or ask about a person, a place or an event; “tell me more” goes on from my last answer.{newest}"
     )
 
 

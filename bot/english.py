@@ -367,6 +367,17 @@ def quoted_speakers(text: str) -> list[str]:
     ]
 
 
+def possessive_parts(name: str) -> list[str]:
+    """A name span split at its possessives: "Smith's Unity Front" names Smith and the Unity Front."""
+    return re.split(r"['’]s\s+", name)
+
+
+def name_as_typed(name: str) -> re.Pattern[str]:
+    """A pattern for the name as a user may type it: any case, any separators ("nur otan" for "Nur-Otan"), and
+    the article before it ("the green alliance")."""
+    return re.compile(r"\b(?:(?:the|a|an)\s+)?" + r"[\W_]+".join(map(re.escape, words(name))) + r"\b", re.IGNORECASE)
+
+
 def name_stems(text: str) -> tuple[frozenset[str], ...]:
     """The stems of the content words of each name in the text, for `new_name_among`."""
     return tuple(
@@ -424,6 +435,25 @@ ELLIPSIS = re.compile(
     r"|(?:why|when|where|how|who|how so|really|since when)\W*$)",
     re.IGNORECASE,
 )
+
+
+# "And the Communists?", "what about Paris": the last question asked again of another subject.
+_NEW_SUBJECT = re.compile(r"^(?:and|what\s+about|how\s+about)\s+(?P<subject>[^?!.]+?)\W*$", re.IGNORECASE)
+
+
+def ellipsis_subject(question: str) -> str | None:
+    """The subject an elliptical follow-up puts in place of the last one ("and the Communists?" → "the
+    Communists"), or None when the question says more than a subject (a question word, a verb, a pronoun)."""
+    match = _NEW_SUBJECT.match(question.strip())
+    if not match:
+        return None
+    subject = match.group("subject").strip()
+    found = words(subject)
+    if not found or len(found) > 6 or any(w in QUESTION_WORDS or w in AUXILIARIES for w in found):
+        return None
+    if ANAPHORA.search(subject):
+        return None  # "and his wife?" points back: the pronoun is resolved instead
+    return subject
 
 
 def points_back(sentence: str) -> bool:
@@ -508,6 +538,13 @@ _COLLECTION_WORDS = frozenset(
 _COLLECTION_NOUNS = frozenset(
     "article articles news story stories source sources collection headlines topics overview summary gist".split()
 )
+# "Tell me more", "go on", "what else?": the last subject again, with what was not quoted yet.
+_MORE = re.compile(
+    r"^(?:(?:ok(?:ay)?|and|so|please|yes|great|interesting)\W+)*(?:(?:(?:can|could)\s+you\s+)?(?:tell\s+me|say"
+    r"|give\s+me)\s+(?:some\s+)?more(?:\s+(?:details?|about\s+(?:it|that|this|them|him|her)))?|more(?:\s+(?:details?"
+    r"|info(?:rmation)?|on\s+(?:it|that|this)))?|go\s+on|continue|keep\s+going|what\s+else|anything\s+else"
+    r"|(?:and\s+)?then\s+what|(?:can|could)\s+you\s+elaborate|elaborate)(?:\W+please)?\W*$"
+)
 _LATEST = re.compile(r"\b(?:now|currently|current|latest|recent|recently|today|nowadays|still|newest|so far)\b")
 
 
@@ -518,6 +555,11 @@ def small_talk(message: str) -> SmallTalk | None:
         if pattern.match(core):
             return kind
     return None
+
+
+def asks_more(message: str) -> bool:
+    """ "Tell me more", "go on", "what else?": a request to continue the last answer, not a question of its own."""
+    return bool(_MORE.match(message.lower().strip()))
 
 
 def asks_overview(message: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.conversation import Conversation, Exchange, is_follow_up, names, rewrite
-from bot.engine import Engine, Outcome
+from bot.engine import NO_MORE_TEXT, NOTHING_BEFORE_TEXT, Engine, Outcome
 
 DUISEBAEVA_ANSWER = (
     "Aruzhan Duisebaeva, one of the party activists who held a single-person picket on November 6, told RFE/RL "
@@ -197,3 +197,77 @@ def test_her_is_personal_at_the_end_and_possessive_before_a_noun() -> None:
     assert rewrite("Who arrested her?", ["Jane Doe"]) == "Who arrested Jane Doe?"
     assert rewrite("What did her party say?", ["Jane Doe"]) == "What did Jane Doe’s party say?"
     assert not is_follow_up("Is it true that the opposition party was banned in May?")
+
+
+def test_referents_of_a_question_typed_in_lower_case() -> None:
+    # The question names its subject without capitals; the answer spells it, after another name.
+    conversation = Conversation()
+    conversation.remember("what is the green alliance", "Maria Lopez founded the Green Alliance in 2001. [1]")
+    assert conversation.referents("who leads it") == ["Green Alliance"]
+
+
+def test_tell_me_more_without_history_asks_for_a_question(engine: Engine) -> None:
+    answer = engine.answer("tell me more", Conversation())
+    assert answer.outcome is Outcome.CHAT
+    assert answer.text == NOTHING_BEFORE_TEXT
+    assert not answer.citations
+
+
+def test_tell_me_more_goes_on_without_repeating_until_nothing_is_left(engine: Engine) -> None:
+    conversation = Conversation(max_turns=1)  # quotes are remembered longer than the exchanges
+    first = engine.answer("Tell me about the Democratic Party", conversation)
+    assert first.outcome is Outcome.ANSWERED
+    shown = [sentence for sentence, _ in first.quotes]
+    for _ in range(60):
+        more = engine.answer("tell me more", conversation)
+        if more.text == NO_MORE_TEXT:
+            assert more.outcome is Outcome.ABSTAINED and not more.citations
+            break
+        assert more.outcome is Outcome.ANSWERED and more.citations
+        quoted = [sentence for sentence, _ in more.quotes]
+        assert quoted and not set(quoted) & set(shown), "a 'more' answer repeats an earlier quote"
+        shown += quoted
+    else:
+        pytest.fail("'tell me more' never ran out")
+    assert len(shown) > len(first.quotes) + 1
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "follow_up", "expanded"),
+    [
+        # The subject is found in the answer however the question typed it, and swapped for the new one.
+        (
+            "how many seats does the green alliance hold",
+            "The Green Alliance holds 12 seats. [1]",
+            "and the Liberals?",
+            "how many seats does the Liberals hold",
+        ),
+        (
+            "Where was Maria Lopez born?",
+            "Maria Lopez was born in Leon. [1]",
+            "what about Ana Ruiz",
+            "Where was Ana Ruiz born?",
+        ),
+        # A possessive ends a name: "Smith's Unity Front" names the Unity Front.
+        (
+            "when was unity front founded",
+            "Smith’s Unity Front was founded in 1999. [1]",
+            "and the Greens?",
+            "when was the Greens founded",
+        ),
+        # Nothing to swap, or not an ellipsis: the question stays as it is.
+        ("how many seats are there", "There are 90 seats. [1]", "and the senate?", None),
+        ("Who is Maria Lopez?", "Maria Lopez leads the Green Alliance. [1]", "and her party?", None),
+        ("Who is Maria Lopez?", "Maria Lopez leads the Green Alliance. [1]", "and where was she born?", None),
+    ],
+)
+def test_ellipsis_asks_the_last_question_of_its_new_subject(
+    question: str, answer: str, follow_up: str, expanded: str | None
+) -> None:
+    conversation = Conversation()
+    conversation.remember(question, answer)
+    assert conversation.expand(follow_up) == expanded
+
+
+def test_ellipsis_without_history_is_left_alone() -> None:
+    assert Conversation().expand("and the Greens?") is None

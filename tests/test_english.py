@@ -186,6 +186,52 @@ def test_overview_requests(message: str, overview: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("message", "more"),
+    [
+        ("tell me more", True),
+        ("Tell me more.", True),
+        ("more", True),
+        ("more please", True),
+        ("more details?", True),
+        ("go on", True),
+        ("what else?", True),
+        ("anything else", True),
+        ("ok, tell me more about it", True),
+        ("can you tell me more", True),
+        ("and then what?", True),
+        ("elaborate please", True),
+        # A subject of its own makes it a question.
+        ("tell me more about the election", False),
+        ("what more do they want", False),
+        ("more seats?", False),
+        ("anything else about the budget?", False),
+        ("go on strike", False),
+    ],
+)
+def test_requests_for_more(message: str, more: bool) -> None:
+    assert english.asks_more(message) is more
+
+
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [
+        ("and the Greens?", "the Greens"),
+        ("And Paris", "Paris"),
+        ("what about the labour party?", "the labour party"),
+        ("how about 2019?", "2019"),
+        ("and his wife?", None),  # a pronoun: resolved as a pronoun, not swapped in
+        ("and why?", None),
+        ("and where was it held?", None),
+        ("what about it", None),
+        ("who won?", None),
+        ("and then the prime minister resigned and the party split and everyone left", None),
+    ],
+)
+def test_ellipsis_subject(question: str, subject: str | None) -> None:
+    assert english.ellipsis_subject(question) == subject
+
+
+@pytest.mark.parametrize(
     ("question", "explain"),
     [
         ("why did the talks fail", True),
