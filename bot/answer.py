@@ -441,6 +441,15 @@ class SentenceScorer:
         if question.explain:
             return Choice(Decision.ANSWER, self._passage(lead))
         chosen = [lead]
+        follower = lead + 1
+        if (
+            follower in candidates.sentences
+            and self._same_document(lead, follower)
+            and english.points_back(self._data.sentence_text(follower))
+        ):
+            # "This hypothesis is called ...": the sentence after the best continues it, and often holds the
+            # answer to a question that restates the best one; it is quoted in place of the second-best.
+            chosen.append(follower)
         floor = max(params.answer_threshold, params.second_sentence_ratio * candidates.probabilities[best])
         for sentence, probability in zip(candidates.sentences, candidates.probabilities, strict=True):
             if len(chosen) == MAX_FACT_SENTENCES or probability < floor:

@@ -20,8 +20,8 @@ Method:
 5. The "nothing related" threshold, on the best sentence's cosine to the question (`Candidates.relatedness`),
    is chosen on the fitting news questions: off-topic ones against the rest.
 6. How close a fact question's second sentence must score to the best one (`second_sentence_ratio`) is chosen
-   on the fitting data: the fewest sentences that find as many answers as quoting two always would (within
-   half a point).
+   on the fitting data, with the sentences the engine would quote (`SentenceScorer.choose`): the fewest that
+   find as many answers as quoting two always would (within half a point).
 7. The weights written are fitted on all fitting data; `scorer.json` records the checking scores.
 """
 
@@ -148,14 +148,13 @@ def choose_second_sentence_ratio(examples: list[Example], params: ScorerParams) 
         return max(SECOND_SENTENCE_RATIOS)
 
     def hit_rate(ratio: float) -> float:
+        always = dataclasses.replace(params, answer_threshold=0.0, related_threshold=0.0, second_sentence_ratio=ratio)
         hits = 0
         for example in answerable:
-            probabilities = params.probabilities(example.candidates.features)
-            order = np.argsort(-probabilities, kind="stable")
-            chosen = [order[0]]
-            if len(order) > 1 and probabilities[order[1]] >= ratio * probabilities[order[0]]:
-                chosen.append(order[1])
-            hits += any(example.labels[i] for i in chosen)
+            holding = {s for s, label in zip(example.candidates.sentences, example.labels, strict=True) if label}
+            _, scorer = example.engine.live.current()
+            choice = scorer.choose(example.question, example.candidates.rescored(always), always)
+            hits += bool(holding & set(choice.sentences))
         return hits / len(answerable)
 
     rates = {ratio: hit_rate(ratio) for ratio in SECOND_SENTENCE_RATIOS}

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fakes import UNIT_TEST_PARAMS, FakeEmbedder, write_article
 
-from bot.answer import MAX_PASSAGE_CHARS
+from bot.answer import MAX_PASSAGE_CHARS, Candidates, Decision, Question
 from bot.build import build_index
 from bot.chunking import ChunkingSettings
 from bot.engine import CLOSEST_PREFIX, NOT_COVERED_TEXT, Engine, Outcome
+from bot.scorer import FEATURES
 
 TAPESTRY = (
     "The museum in the old town keeps an embroidered cloth nearly seventy metres long.\n\n"
@@ -99,6 +101,33 @@ def test_a_fact_question_gets_at_most_two_sentences_and_what_they_point_to(small
     assert answer.outcome is Outcome.ANSWERED
     assert "two hundred passengers" in answer.text
     assert 1 <= len(answer.quotes) <= 4
+
+
+def _sentence_starting(engine: Engine, start: str) -> int:
+    data = engine.index.data
+    return next(i for i in range(len(data.sentences)) if data.sentence_text(i).startswith(start))
+
+
+@pytest.mark.parametrize(
+    ("lead", "next_one_joins"),
+    [
+        ("The Bayeux Tapestry shows", True),  # "It was commissioned by ..." continues it
+        ("The museum in the old town", False),  # the next sentence starts a subject of its own
+    ],
+)
+def test_the_sentence_after_the_best_joins_it_when_it_points_back(
+    small_engine: Engine, lead: str, next_one_joins: bool
+) -> None:
+    _, scorer = small_engine.live.current()
+    best = _sentence_starting(small_engine, lead)
+    other = _sentence_starting(small_engine, "Traders protested")
+    # The next sentence scores far below the second-best: only pointing back can bring it in.
+    sentences = [best, other, best + 1]
+    features = np.zeros((3, len(FEATURES)))
+    features[:, FEATURES.index("cos_sentence")] = 0.9
+    choice = scorer.choose(Question.parse("What is shown?"), Candidates(sentences, features, [0.9, 0.8, 0.01]))
+    assert choice.decision is Decision.ANSWER
+    assert choice.sentences == ([best, best + 1] if next_one_joins else [best, other])
 
 
 def test_low_confidence_shows_the_closest_passage_and_says_so(small_engine: Engine) -> None:

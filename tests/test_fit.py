@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -73,24 +73,25 @@ def test_the_related_threshold_lies_halfway_between_off_topic_and_on_topic() -> 
     assert choose_related_threshold(found) == 0.25
 
 
-def _example(probabilities: list[float], labels: list[bool], params: ScorerParams) -> Example:
-    """A question whose candidates get `probabilities` under `params` (one feature carries the logit)."""
+def _example(engine: Engine, probabilities: list[float], labels: list[bool]) -> Example:
+    """A question whose candidates get `probabilities` (one feature carries the logit): sentences of the
+    engine's index far apart, so that none is the next of another."""
     column = FEATURES.index("cos_sentence")
     features = np.zeros((len(probabilities), len(FEATURES)))
     features[:, column] = [np.log(p / (1 - p)) for p in probabilities]
-    candidates = Candidates(list(range(len(probabilities))), features, probabilities)
+    candidates = Candidates([5 * i for i in range(len(probabilities))], features, probabilities)
     item: dict[str, Any] = {"q": "?", "must": [["x"]]}
-    return Example("news:fit", item, Question.parse("?"), candidates, labels, cast(Engine, None))
+    return Example("news:fit", item, Question.parse("?"), candidates, labels, engine)
 
 
-def test_the_second_sentence_ratio_is_the_fewest_sentences_that_find_as_many_answers() -> None:
+def test_the_second_sentence_ratio_is_the_fewest_sentences_that_find_as_many_answers(engine: Engine) -> None:
     params = ScorerParams(tuple(1.0 if f == "cos_sentence" else 0.0 for f in FEATURES), 0.0, 0.0, 0.0)
     examples = [
-        _example([0.8, 0.3], [False, True], params),  # the answer is second, at 0.375 of the best
-        _example([0.9, 0.1], [True, False], params),
+        _example(engine, [0.8, 0.3], [False, True]),  # the answer is second, at 0.375 of the best
+        _example(engine, [0.9, 0.1], [True, False]),
     ]
     assert choose_second_sentence_ratio(examples, params) == 0.3
-    only_first = [_example([0.9, 0.5], [True, False], params)]
+    only_first = [_example(engine, [0.9, 0.5], [True, False])]
     assert choose_second_sentence_ratio(only_first, params) == 0.9
 
 
