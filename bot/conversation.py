@@ -60,9 +60,10 @@ class Conversation:
             return None
         last = self._exchanges[-1]
         for name in asked_names(last.question, last.answer_text):
-            pattern = english.name_as_typed(name)
-            if english.words(name) and pattern.search(last.question):
-                return pattern.sub(lambda _: subject, last.question, count=1)
+            found = english.find_name(last.question, name)
+            if found is not None:
+                start, end = found
+                return f"{last.question[:start]}{subject}{last.question[end:]}"
         return None
 
     def referents(self, question: str) -> list[str]:
@@ -79,12 +80,11 @@ class Conversation:
 
 def asked_names(question: str, answer_text: str) -> list[str]:
     """The names a question asked about, however it was typed: its own capitalized names, then the names of its
-    answer that it holds in lower case ("what is the democratic party" asked about "Democratic Party")."""
+    answer that it holds in any case or spelling ("what is the democratic party" asked about "Democratic Party")."""
     asked = names(question)
-    typed = set(english.words(question))
     for span in names(answer_text):
         for name in english.possessive_parts(span):
-            if name not in asked and all(word in typed for word in english.words(name)):
+            if name not in asked and english.spells_name(question, name):
                 asked.append(name)
     return asked
 

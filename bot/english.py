@@ -372,10 +372,24 @@ def possessive_parts(name: str) -> list[str]:
     return re.split(r"['’]s\s+", name)
 
 
-def name_as_typed(name: str) -> re.Pattern[str]:
-    """A pattern for the name as a user may type it: any case, any separators ("nur otan" for "Nur-Otan"), and
-    the article before it ("the green alliance")."""
-    return re.compile(r"\b(?:(?:the|a|an)\s+)?" + r"[\W_]+".join(map(re.escape, words(name))) + r"\b", re.IGNORECASE)
+def find_name(text: str, name: str) -> tuple[int, int] | None:
+    """Where `text` writes the name as a user may type it, from the article before it ("the green alliance"),
+    in any case, with any separators ("nur otan" for "Nur-Otan") and in any romanization ("janbolat mamay" for
+    "Zhanbolat Mamai"): its start and end, or None."""
+    wanted = [spelling_key(w) for w in words(name)]
+    tokens = list(_WORD.finditer(text))
+    keys = [spelling_key(t.group()) for t in tokens]
+    for i in range(len(tokens) - len(wanted) + 1):
+        if wanted and keys[i : i + len(wanted)] == wanted:
+            first = i - 1 if i > 0 and tokens[i - 1].group().lower() in ("the", "a", "an") else i
+            return tokens[first].start(), tokens[i + len(wanted) - 1].end()
+    return None
+
+
+def spells_name(text: str, name: str) -> bool:
+    """Whether every word of the name is in the text, in any case or romanization."""
+    typed = {spelling_key(w) for w in words(text)}
+    return all(spelling_key(w) in typed for w in words(name))
 
 
 def name_stems(text: str) -> tuple[frozenset[str], ...]:

@@ -255,6 +255,13 @@ def test_tell_me_more_goes_on_without_repeating_until_nothing_is_left(engine: En
             "and the Greens?",
             "when was the Greens founded",
         ),
+        # Another romanization of the name.
+        (
+            "when did chaikovskiy die",
+            "Tchaikovsky died in 1893 in Saint Petersburg. [1]",
+            "and Rachmaninoff?",
+            "when did Rachmaninoff die",
+        ),
         # Nothing to swap, or not an ellipsis: the question stays as it is.
         ("how many seats are there", "There are 90 seats. [1]", "and the senate?", None),
         ("Who is Maria Lopez?", "Maria Lopez leads the Green Alliance. [1]", "and her party?", None),

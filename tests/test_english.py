@@ -326,3 +326,19 @@ def test_what_a_text_says_read_once_gives_what_reading_it_each_time_gives(text: 
     for asked in (frozenset(), frozenset({"jane", "doe"}), frozenset({"parti", "leader", "offici"})):
         assert english.new_name_among(names, asked) is english.mentions_new_name(text, asked)
         assert bool(nouns - asked) is english.mentions_person_noun(text, asked)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "found"),
+    [
+        ("how many seats does nur otan have", "Nur-Otan", "nur otan"),
+        ("what is the green alliance", "Green Alliance", "the green alliance"),
+        ("who is janbolat mamay", "Zhanbolat Mamai", "janbolat mamay"),
+        ("when did chaikovskiy die", "Tchaikovsky", "chaikovskiy"),
+        ("who leads the greens", "Green Alliance", None),
+        ("who is mamai", "Zhanbolat Mamai", None),  # every word of the name, in order
+    ],
+)
+def test_find_name_as_typed(text: str, name: str, found: str | None) -> None:
+    span = english.find_name(text, name)
+    assert (text[span[0] : span[1]] if span else None) == found
