@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot import english
@@ -31,39 +32,51 @@ class Conversation:
         self._exchanges: deque[Exchange] = deque(maxlen=max(1, max_turns))
         # What was quoted is kept longer than the exchanges a pronoun may point to: a "tell me more" several
         # answers on should still not repeat the first.
-        self._answers: deque[str] = deque(maxlen=max(1, max_turns, QUOTED_ANSWERS_KEPT))
+        self._quoted: deque[frozenset[str]] = deque(maxlen=max(max_turns, QUOTED_ANSWERS_KEPT))
         self._enabled = max_turns > 0
+
+    @property
+    def remembers(self) -> bool:
+        """Whether this chat keeps its exchanges at all (`HISTORY_TURNS` above 0)."""
+        return self._enabled
 
     def reset(self) -> None:
         self._exchanges.clear()
-        self._answers.clear()
+        self._quoted.clear()
 
-    def remember(self, question: str, answer_text: str) -> None:
+    def remember(self, question: str, answer_text: str, quoted: Iterable[str] = ()) -> None:
+        """Keep one exchange; `quoted`: the article sentences it showed (in a closest passage too, and under an
+        answer a model wrote), which "tell me more" does not show again."""
         if self._enabled:
             self._exchanges.append(Exchange(question, answer_text))
-            self._answers.append(answer_text)
+            self._quoted.append(frozenset(quoted))
 
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
         return tuple(self._exchanges)
 
     def quoted(self, sentence: str) -> bool:
-        """Whether a remembered answer quoted this sentence (for "tell me more", which skips them)."""
-        return any(sentence in answer for answer in self._answers)
+        """Whether one of the remembered answers showed this sentence."""
+        return any(sentence in shown for shown in self._quoted)
 
     def expand(self, question: str) -> str | None:
-        """The question an ellipsis stands for: the last question with its subject replaced ("how many seats
-        does Aq Zhol have?", then "and the Communists?" → "how many seats does the Communists have?"); None when
-        the question is not an ellipsis or the last question named no subject to replace."""
-        subject = english.ellipsis_subject(question)
-        if subject is None or not self._exchanges:
+        """The question an ellipsis stands for, or None when it is not one or the last exchange gives it no sense.
+
+        A new subject replaces the last question's ("how many seats does Aq Zhol have?", then "and the
+        Communists?" → "how many seats does the Communists have?"); a time or a circumstance is added to it
+        ("and in 2016?" → "how many seats does Aq Zhol have in 2016").
+        """
+        found = english.ellipsis(question)
+        if found is None or not self._exchanges:
             return None
         last = self._exchanges[-1]
+        if not found.replaces_subject:
+            return f"{last.question.rstrip(' ?!.')} {found.text}"
         for name in asked_names(last.question, last.answer_text):
-            found = english.find_name(last.question, name)
-            if found is not None:
-                start, end = found
-                return f"{last.question[:start]}{subject}{last.question[end:]}"
+            span = english.find_name(last.question, name)
+            if span is not None:
+                start, end = span
+                return f"{last.question[:start]}{found.text}{last.question[end:]}"
         return None
 
     def referents(self, question: str) -> list[str]:
@@ -79,14 +92,25 @@ class Conversation:
 
 
 def asked_names(question: str, answer_text: str) -> list[str]:
-    """The names a question asked about, however it was typed: its own capitalized names, then the names of its
-    answer that it holds in any case or spelling ("what is the democratic party" asked about "Democratic Party")."""
-    asked = names(question)
-    for span in names(answer_text):
-        for name in english.possessive_parts(span):
-            if name not in asked and english.spells_name(question, name):
-                asked.append(name)
-    return asked
+    """The names a question asked about, however it was typed: its own capitalized names and the names of its
+    answer that it writes in any case or spelling ("what is the democratic party" asked about "Democratic
+    Party"), in the order the question names them, a name inside a longer one left out ("Kazakhstan" in "the
+    Democratic Party of Kazakhstan")."""
+    own = names(question)
+    candidates = own + [part for span in names(answer_text) for part in english.name_parts(span)]
+    found: list[tuple[int, int, str]] = []
+    for name in dict.fromkeys(candidates):
+        span = english.find_name(question, name)
+        if span is not None:
+            found.append((span[0], -span[1], name))
+    asked: list[str] = []
+    covered: list[tuple[int, int]] = []
+    for start, negative_end, name in sorted(found):
+        end = -negative_end
+        if not any(first <= start and end <= last for first, last in covered):
+            covered.append((start, end))
+            asked.append(name)
+    return asked + [name for name in own if name not in asked]
 
 
 def _referents(question: str, last: Exchange) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -101,6 +101,8 @@ NOT_COVERED_TEXT = "The articles don't cover this: I found nothing in them about
 CLOSEST_PREFIX = "The articles don't say exactly; the closest passage:"
 NO_MORE_TEXT = "That is all the articles say about it that I have not quoted yet."
 NOTHING_BEFORE_TEXT = "Ask me something about the articles first; then I can tell you more."
+NO_HISTORY_TEXT = "I don't keep our conversation here, so I can't tell what to go on with: ask your question in full."
+MORE_OF_WHAT_TEXT = "More about what? Ask me about a person, an event or an article, and I'll tell you more."
 # An overview quotes the lead sentence of at most this many articles, the newest first.
 OVERVIEW_ARTICLES = 5
 
@@ -222,7 +224,10 @@ class Engine:
         if talk is not None:
             return Answer(question=question, outcome=Outcome.CHAT, text=_small_talk_reply(talk, index))
         if english.asks_overview(cleaned):
-            return _overview(question, index)
+            result = _overview(question, index)
+            if conversation is not None:
+                conversation.remember(cleaned, result.text, [sentence for sentence, _ in result.quotes])
+            return result
         if english.asks_more(cleaned):
             return self._more(question, conversation, index, scorer, use_writer=use_writer, on_progress=on_progress)
         vectors = None if is_english(cleaned) else self._multilingual_vectors(index)
@@ -246,7 +251,8 @@ class Engine:
         result = dataclasses.replace(_with_quotes_note(result, cleaned), confidence=candidates.best)
         if conversation is not None:
             # Remembered with its pronoun resolved, so that a chain of follow-ups keeps its subject.
-            conversation.remember(resolved, result.text if not result.abstained else "")
+            shown = [index.data.sentence_text(s) for s in choice.sentences]
+            conversation.remember(resolved, result.text if not result.abstained else "", shown)
         return result
 
     def _more(
@@ -260,24 +266,40 @@ class Engine:
         on_progress: Progress | None = None,
     ) -> Answer:
         """ "Tell me more": a passage on the last question's subject that this chat was not shown yet."""
-        if conversation is None or not conversation.exchanges:
+        if conversation is None or not conversation.remembers:
+            return Answer(question=question, outcome=Outcome.CHAT, text=NO_HISTORY_TEXT)
+        if not conversation.exchanges:
             return Answer(question=question, outcome=Outcome.CHAT, text=NOTHING_BEFORE_TEXT)
         subject = conversation.exchanges[-1].question
+        if english.asks_overview(subject) or not is_english(subject):
+            # After an overview there is no one subject to go on with; another language needs its own words.
+            return Answer(question=question, outcome=Outcome.CHAT, text=MORE_OF_WHAT_TEXT)
         parsed, passages, candidates = self._retrieve(subject, subject, [], index, scorer)
         text = index.data.sentence_text
         fresh = candidates.without({s for s in candidates.sentences if conversation.quoted(text(s))})
         # A passage, as for "tell me about": more of the subject, not another answer to the question.
         choice = scorer.choose(dataclasses.replace(parsed, explain=True), fresh)
-        unseen = [s for s in choice.sentences if not conversation.quoted(text(s))]
-        if choice.decision is Decision.NOT_COVERED or not unseen:
+        quoted = _not_yet_shown(choice.sentences, lambda s: conversation.quoted(text(s)), index)
+        if choice.decision is Decision.NOT_COVERED or not quoted:
             result = Answer(question=question, outcome=Outcome.ABSTAINED, text=NO_MORE_TEXT)
         else:
-            result = _compose(question, Choice(Decision.ANSWER, unseen), index)
-            if self.writer is not None and use_writer:
-                result = written_answer(self.writer, result, index, passages, unseen, conversation, on_progress)
+            # Below the answer threshold, it is shown as the closest passage and says so, as any answer would.
+            result = _compose(question, Choice(choice.decision, quoted), index)
+            if result.outcome is Outcome.ANSWERED and self.writer is not None and use_writer:
+                # The model is asked about the subject, not about "tell me more".
+                written = written_answer(
+                    self.writer,
+                    dataclasses.replace(result, question=subject),
+                    index,
+                    passages,
+                    quoted,
+                    conversation,
+                    on_progress,
+                )
+                result = dataclasses.replace(written, question=question)
         result = dataclasses.replace(result, confidence=fresh.best)
         # Remembered under the same subject, so that another "more" goes on from here.
-        conversation.remember(subject, result.text if not result.abstained else "")
+        conversation.remember(subject, result.text if not result.abstained else "", [text(s) for s in quoted])
         return result
 
     def _answer_other_language(
@@ -332,7 +354,8 @@ class Engine:
                 result = written_answer(writer, result, index, passages, choice.sentences, conversation, on_progress)
         if conversation is not None:
             # Remembered with the subject it leaned on, so that a chain of follow-ups keeps it.
-            conversation.remember(meant, result.text if not result.abstained else "")
+            shown = [sentence for sentence, _ in result.quotes]
+            conversation.remember(meant, result.text if not result.abstained else "", shown)
         return result
 
     def candidates(self, question: str, referents: list[str] | None = None) -> tuple[Question, Candidates]:
@@ -362,6 +385,17 @@ class Engine:
         if not any(ch.isalpha() for ch in cleaned):
             return "Please ask a question about the articles in words, or ask “What are the articles about?”"
         return None
+
+
+def _not_yet_shown(sentences: list[int], shown: Callable[[int], bool], index: PassageStore) -> list[int]:
+    """The sentences not shown yet, with any shown one that an unshown one points back to: a pronoun at the
+    start of a quote never dangles, even when what it points to was quoted before."""
+    kept: set[int] = set()
+    for sentence in reversed(sentences):
+        follows = sentence + 1 in kept and english.points_back(index.data.sentence_text(sentence + 1))
+        if not shown(sentence) or follows:
+            kept.add(sentence)
+    return [s for s in sentences if s in kept]
 
 
 def _with_quotes_note(answer: Answer, question: str) -> Answer:

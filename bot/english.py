@@ -96,12 +96,14 @@ def stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-case words, possessives dropped ("People’s" → "people"); hyphenated names split."""
-    result = []
-    for word in _WORD.findall(text.lower()):
-        if word.endswith(("'s", "’s")):
-            word = word[:-2]
-        result.append(word.replace("’", "'"))
-    return result
+    return [_bare(word) for word in _WORD.findall(text.lower())]
+
+
+def _bare(word: str) -> str:
+    """A lower-case word without its possessive ("people’s" → "people")."""
+    if word.endswith(("'s", "’s")):
+        word = word[:-2]
+    return word.replace("’", "'")
 
 
 def terms(text: str) -> list[str]:
@@ -367,9 +369,13 @@ def quoted_speakers(text: str) -> list[str]:
     ]
 
 
-def possessive_parts(name: str) -> list[str]:
-    """A name span split at its possessives: "Smith's Unity Front" names Smith and the Unity Front."""
-    return re.split(r"['’]s\s+", name)
+def name_parts(span: str) -> list[str]:
+    """A name span and the names within it: "Smith's Unity Front" names Smith and the Unity Front too, but
+    "Communist People's Party" is one name (a bare "Party" names nothing)."""
+    parts = re.split(r"['’]s\s+", span)
+    if len(parts) == 1 or any(len(words(part)) == 1 and is_organisation(part) for part in parts[1:]):
+        return [span]
+    return [span, *parts]
 
 
 def find_name(text: str, name: str) -> tuple[int, int] | None:
@@ -378,18 +384,12 @@ def find_name(text: str, name: str) -> tuple[int, int] | None:
     "Zhanbolat Mamai"): its start and end, or None."""
     wanted = [spelling_key(w) for w in words(name)]
     tokens = list(_WORD.finditer(text))
-    keys = [spelling_key(t.group()) for t in tokens]
+    keys = [spelling_key(_bare(t.group().lower())) for t in tokens]
     for i in range(len(tokens) - len(wanted) + 1):
         if wanted and keys[i : i + len(wanted)] == wanted:
             first = i - 1 if i > 0 and tokens[i - 1].group().lower() in ("the", "a", "an") else i
             return tokens[first].start(), tokens[i + len(wanted) - 1].end()
     return None
-
-
-def spells_name(text: str, name: str) -> bool:
-    """Whether every word of the name is in the text, in any case or romanization."""
-    typed = {spelling_key(w) for w in words(text)}
-    return all(spelling_key(w) in typed for w in words(name))
 
 
 def name_stems(text: str) -> tuple[frozenset[str], ...]:
@@ -451,23 +451,41 @@ ELLIPSIS = re.compile(
 )
 
 
-# "And the Communists?", "what about Paris": the last question asked again of another subject.
-_NEW_SUBJECT = re.compile(r"^(?:and|what\s+about|how\s+about)\s+(?P<subject>[^?!.]+?)\W*$", re.IGNORECASE)
+# "And the Communists?", "what about in 2016?": the last question asked again of another subject, or narrowed.
+_ELLIPSIS = re.compile(r"^(?:and|what\s+about|how\s+about)\s+(?P<rest>[^?!.]+?)\W*$", re.IGNORECASE)
+_NARROWING_OPENERS = frozenset(
+    """in on at before after during since until till for from to with without by under over between among against
+    now then today currently recently later earlier nowadays yesterday tomorrow""".split()
+)
+_SECOND_PERSON = frozenset("you your yours yourself me my i we us our".split())
 
 
-def ellipsis_subject(question: str) -> str | None:
-    """The subject an elliptical follow-up puts in place of the last one ("and the Communists?" → "the
-    Communists"), or None when the question says more than a subject (a question word, a verb, a pronoun)."""
-    match = _NEW_SUBJECT.match(question.strip())
+@dataclass(frozen=True)
+class Ellipsis:
+    """What an elliptical follow-up adds to the last question: a new subject ("the Communists") to put in place
+    of its own, or, when `replaces_subject` is false, a time or circumstance ("in 2016") to add to it."""
+
+    text: str
+    replaces_subject: bool
+
+
+def ellipsis(question: str) -> Ellipsis | None:
+    """The ellipsis in "and the Communists?", "what about now", "how about in 2016?", or None when the question
+    says more than that (a question word, a verb, a pronoun to resolve instead) or is small talk."""
+    match = _ELLIPSIS.match(question.strip())
     if not match:
         return None
-    subject = match.group("subject").strip()
-    found = words(subject)
-    if not found or len(found) > 6 or any(w in QUESTION_WORDS or w in AUXILIARIES for w in found):
+    rest = match.group("rest").strip()
+    found = words(rest)
+    if not found or len(found) > 6 or any(w in QUESTION_WORDS | AUXILIARIES | _SECOND_PERSON for w in found):
         return None
-    if ANAPHORA.search(subject):
+    if ANAPHORA.search(rest) or small_talk(rest) is not None:
         return None  # "and his wife?" points back: the pronoun is resolved instead
-    return subject
+    # A lower-case word in -ed is a verb more often than not ("and Smith resigned?"): a statement, not a subject.
+    if any(w.endswith("ed") and len(w) > 4 and w.islower() for w in _WORD.findall(rest)):
+        return None
+    narrows = found[0] in _NARROWING_OPENERS or mentions_date(rest)
+    return Ellipsis(rest, replaces_subject=not narrows)
 
 
 def points_back(sentence: str) -> bool:
@@ -555,7 +573,7 @@ _COLLECTION_NOUNS = frozenset(
 # "Tell me more", "go on", "what else?": the last subject again, with what was not quoted yet.
 _MORE = re.compile(
     r"^(?:(?:ok(?:ay)?|and|so|please|yes|great|interesting)\W+)*(?:(?:(?:can|could)\s+you\s+)?(?:tell\s+me|say"
-    r"|give\s+me)\s+(?:some\s+)?more(?:\s+(?:details?|about\s+(?:it|that|this|them|him|her)))?|more(?:\s+(?:details?"
+    r"|give\s+me)\s+(?:some\s+)?more(?:\s+(?:details?|about\s+(?:it|that|this)))?|more(?:\s+(?:details?"
     r"|info(?:rmation)?|on\s+(?:it|that|this)))?|go\s+on|continue|keep\s+going|what\s+else|anything\s+else"
     r"|(?:and\s+)?then\s+what|(?:can|could)\s+you\s+elaborate|elaborate)(?:\W+please)?\W*$"
 )
@@ -564,7 +582,8 @@ _LATEST = re.compile(r"\b(?:now|currently|current|latest|recent|recently|today|n
 
 def small_talk(message: str) -> SmallTalk | None:
     """Greetings, thanks, goodbyes and "what can you do?": messages to answer kindly, not to search for."""
-    core = message.lower().strip()
+    # "and thanks", "so, bye": a leading conjunction changes nothing.
+    core = re.sub(r"^(?:and|so|but)\b\W*", "", message.lower().strip())
     for kind, pattern in _SMALL_TALK:
         if pattern.match(core):
             return kind

@@ -142,7 +142,8 @@ SECOND_SENTENCE_RATIOS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9)
 
 
 def choose_second_sentence_ratio(examples: list[Example], params: ScorerParams) -> float:
-    """The highest ratio (fewest second sentences) whose top-two hit rate is within half a point of the best."""
+    """The highest ratio (fewest second sentences) whose hit rate (the answer among the sentences `choose`
+    quotes) is within half a point of the best."""
     answerable = [e for e in examples if e.item["must"] and e.candidates.sentences]
     if not answerable:
         return max(SECOND_SENTENCE_RATIOS)

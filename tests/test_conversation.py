@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from bot.conversation import Conversation, Exchange, is_follow_up, names, rewrite
-from bot.engine import NO_MORE_TEXT, NOTHING_BEFORE_TEXT, Engine, Outcome
+from bot.conversation import Conversation, Exchange, asked_names, is_follow_up, names, rewrite
+from bot.engine import (
+    CLOSEST_PREFIX,
+    MORE_OF_WHAT_TEXT,
+    NO_HISTORY_TEXT,
+    NO_MORE_TEXT,
+    NOTHING_BEFORE_TEXT,
+    Engine,
+    Outcome,
+)
 
 DUISEBAEVA_ANSWER = (
     "Aruzhan Duisebaeva, one of the party activists who held a single-person picket on November 6, told RFE/RL "
@@ -223,7 +231,8 @@ def test_tell_me_more_goes_on_without_repeating_until_nothing_is_left(engine: En
         if more.text == NO_MORE_TEXT:
             assert more.outcome is Outcome.ABSTAINED and not more.citations
             break
-        assert more.outcome is Outcome.ANSWERED and more.citations
+        # Below the answer threshold, more is shown as the closest passage and says so.
+        assert more.citations and (more.outcome is Outcome.ANSWERED or more.text.startswith(CLOSEST_PREFIX))
         quoted = [sentence for sentence, _ in more.quotes]
         assert quoted and not set(quoted) & set(shown), "a 'more' answer repeats an earlier quote"
         shown += quoted
@@ -262,6 +271,20 @@ def test_tell_me_more_goes_on_without_repeating_until_nothing_is_left(engine: En
             "and Rachmaninoff?",
             "when did Rachmaninoff die",
         ),
+        # A time narrows the last question.
+        (
+            "how many seats does the green alliance hold",
+            "The Green Alliance holds 12 seats. [1]",
+            "and in 2019?",
+            "how many seats does the green alliance hold in 2019",
+        ),
+        # The longest name the question writes, not one inside it or one written later.
+        (
+            "what is the democratic party of freedonia",
+            "Freedonia's Democratic Party of Freedonia was founded by Ana Ruiz. [1]",
+            "and the Greens?",
+            "what is the Greens",
+        ),
         # Nothing to swap, or not an ellipsis: the question stays as it is.
         ("how many seats are there", "There are 90 seats. [1]", "and the senate?", None),
         ("Who is Maria Lopez?", "Maria Lopez leads the Green Alliance. [1]", "and her party?", None),
@@ -278,3 +301,50 @@ def test_ellipsis_asks_the_last_question_of_its_new_subject(
 
 def test_ellipsis_without_history_is_left_alone() -> None:
     assert Conversation().expand("and the Greens?") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "asked"),
+    [
+        # In the order the question names them; a name inside a longer one is left out.
+        (
+            "what is the democratic party of freedonia",
+            "Freedonia is small. The Democratic Party of Freedonia was founded by Ana Ruiz. [1]",
+            ["Democratic Party of Freedonia"],
+        ),
+        # "Party" alone, split from "Communist People's Party", names nothing.
+        ("what is the party", "The Communist People's Party holds seven seats. [1]", []),
+        (
+            "what is the communist people's party",
+            "The Communist People's Party holds seven seats. [1]",
+            ["Communist People's Party"],
+        ),
+    ],
+)
+def test_asked_names(question: str, answer: str, asked: list[str]) -> None:
+    assert asked_names(question, answer) == asked
+
+
+def test_quotes_are_remembered_apart_from_the_text_a_model_wrote() -> None:
+    conversation = Conversation()
+    conversation.remember(
+        "Who founded it?", "It was founded by Ana Ruiz, the articles say. [1]", ["Ana Ruiz founded it."]
+    )
+    assert conversation.quoted("Ana Ruiz founded it.")
+    assert not conversation.quoted("It was founded by Ana Ruiz, the articles say.")
+
+
+def test_tell_me_more_never_repeats_a_closest_passage(engine: Engine) -> None:
+    conversation = Conversation()
+    first = engine.answer("Where do the activists live?", conversation)
+    assert first.text.startswith(CLOSEST_PREFIX)
+    more = engine.answer("tell me more", conversation)
+    assert not {sentence for sentence, _ in more.quotes} & {sentence for sentence, _ in first.quotes}
+
+
+def test_tell_me_more_without_a_subject_says_what_it_needs(engine: Engine) -> None:
+    assert engine.answer("tell me more", Conversation(max_turns=0)).text == NO_HISTORY_TEXT
+    assert engine.answer("tell me more").text == NO_HISTORY_TEXT
+    conversation = Conversation()
+    engine.answer("What are the articles about?", conversation)
+    assert engine.answer("tell me more", conversation).text == MORE_OF_WHAT_TEXT

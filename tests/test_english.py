@@ -160,6 +160,9 @@ def test_name_spans(text: str, names: list[str]) -> None:
         ("hi, who won the election?", None),
         ("thanks to whom did the law pass?", None),
         ("what can you do about inflation?", None),
+        ("and thanks!", SmallTalk.THANKS),
+        ("so, bye", SmallTalk.GOODBYE),
+        ("and the greens?", None),
     ],
 )
 def test_small_talk(message: str, kind: SmallTalk | None) -> None:
@@ -213,22 +216,32 @@ def test_requests_for_more(message: str, more: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("question", "subject"),
+    ("question", "subject", "replaces"),
     [
-        ("and the Greens?", "the Greens"),
-        ("And Paris", "Paris"),
-        ("what about the labour party?", "the labour party"),
-        ("how about 2019?", "2019"),
-        ("and his wife?", None),  # a pronoun: resolved as a pronoun, not swapped in
-        ("and why?", None),
-        ("and where was it held?", None),
-        ("what about it", None),
-        ("who won?", None),
-        ("and then the prime minister resigned and the party split and everyone left", None),
+        ("and the Greens?", "the Greens", True),
+        ("And Paris", "Paris", True),
+        ("what about the labour party?", "the labour party", True),
+        ("and the United States?", "the United States", True),
+        # A time or a circumstance narrows the last question instead.
+        ("how about 2019?", "2019", False),
+        ("and in 2019?", "in 2019", False),
+        ("what about now", "now", False),
+        ("and before the election?", "before the election", False),
+        # Not an ellipsis: a pronoun to resolve, a question of its own, a statement, small talk.
+        ("and his wife?", None, None),
+        ("and why?", None, None),
+        ("and where was it held?", None, None),
+        ("what about it", None, None),
+        ("how about you", None, None),
+        ("and thanks", None, None),
+        ("and Smith resigned?", None, None),
+        ("who won?", None, None),
+        ("and then the prime minister resigned and the party split and everyone left", None, None),
     ],
 )
-def test_ellipsis_subject(question: str, subject: str | None) -> None:
-    assert english.ellipsis_subject(question) == subject
+def test_ellipsis(question: str, subject: str | None, replaces: bool | None) -> None:
+    found = english.ellipsis(question)
+    assert ((found.text, found.replaces_subject) if found else (None, None)) == (subject, replaces)
 
 
 @pytest.mark.parametrize(
@@ -342,3 +355,15 @@ def test_what_a_text_says_read_once_gives_what_reading_it_each_time_gives(text: 
 def test_find_name_as_typed(text: str, name: str, found: str | None) -> None:
     span = english.find_name(text, name)
     assert (text[span[0] : span[1]] if span else None) == found
+
+
+@pytest.mark.parametrize(
+    ("span", "parts"),
+    [
+        ("Smith’s Unity Front", ["Smith’s Unity Front", "Smith", "Unity Front"]),
+        ("Communist People's Party", ["Communist People's Party"]),  # "Party" alone names nothing
+        ("Green Alliance", ["Green Alliance"]),
+    ],
+)
+def test_name_parts(span: str, parts: list[str]) -> None:
+    assert english.name_parts(span) == parts
