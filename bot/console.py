@@ -109,6 +109,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     """The `--json` line for one question."""
     return {
         "question": answer.question,
+        "understood": answer.understood,
         "answer": answer.text,
         "outcome": answer.outcome.value,
         "abstained": answer.abstained,

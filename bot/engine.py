@@ -79,6 +79,9 @@ class Answer:
     confidence: float | None = None  # the scorer's probability that the best sentence answers the question
     mode: str = "extractive"  # "llm" when the text was written by a model and checked (bot/writer.py)
     audit: tuple[SentenceVerdict, ...] = ()  # the check's verdict on every sentence the model wrote
+    # The question as it was answered when it leaned on the conversation ("how long was Jane Doe detained?" for
+    # "how long was she detained?", the subject of a "tell me more"); None when it was answered as asked.
+    understood: str | None = None
 
     @property
     def abstained(self) -> bool:
@@ -235,6 +238,7 @@ class Engine:
             return self._answer_other_language(
                 question, cleaned, index, scorer, vectors, conversation, use_writer=use_writer, on_progress=on_progress
             )
+        typed = cleaned
         expanded = conversation.expand(cleaned) if conversation else None
         if expanded is not None:
             cleaned = expanded  # an ellipsis is answered, and remembered, as the question it stands for
@@ -248,7 +252,11 @@ class Engine:
             result = _compose(question, choice, index, dated=parsed.latest)
         if result.outcome is Outcome.ANSWERED and self.writer is not None and use_writer:
             result = written_answer(self.writer, result, index, passages, choice.sentences, conversation, on_progress)
-        result = dataclasses.replace(_with_quotes_note(result, cleaned), confidence=candidates.best)
+        result = dataclasses.replace(
+            _with_quotes_note(result, cleaned),
+            confidence=candidates.best,
+            understood=resolved if resolved != typed else None,
+        )
         if conversation is not None:
             # Remembered with its pronoun resolved, so that a chain of follow-ups keeps its subject.
             shown = [index.data.sentence_text(s) for s in choice.sentences]
@@ -297,7 +305,7 @@ class Engine:
                     on_progress,
                 )
                 result = dataclasses.replace(written, question=question)
-        result = dataclasses.replace(result, confidence=fresh.best)
+        result = dataclasses.replace(result, confidence=fresh.best, understood=subject)
         # Remembered under the same subject, so that another "more" goes on from here.
         conversation.remember(subject, result.text if not result.abstained else "", [text(s) for s in quoted])
         return result
@@ -352,6 +360,8 @@ class Engine:
             ):
                 passages = closest_chunks(index, cosines, PASSAGES)
                 result = written_answer(writer, result, index, passages, choice.sentences, conversation, on_progress)
+        if meant != cleaned:
+            result = dataclasses.replace(result, understood=meant)
         if conversation is not None:
             # Remembered with the subject it leaned on, so that a chain of follow-ups keeps it.
             shown = [sentence for sentence, _ in result.quotes]

@@ -56,7 +56,8 @@ class FeedbackStore:
         row = (
             now.isoformat(timespec="seconds"),
             vote,
-            answer.question,
+            # A follow-up as it was understood: "tell me more" or "and her?" alone could not be asked again.
+            answer.understood or answer.question,
             answer.text,
             int(answer.abstained),
             json.dumps(citations, ensure_ascii=False),

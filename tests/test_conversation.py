@@ -362,3 +362,13 @@ def test_tell_me_more_without_a_subject_says_what_it_needs(engine: Engine) -> No
     conversation = Conversation()
     engine.answer("What are the articles about?", conversation)
     assert engine.answer("tell me more", conversation).text == MORE_OF_WHAT_TEXT
+
+
+def test_an_answer_says_how_a_follow_up_was_understood(engine: Engine) -> None:
+    conversation = Conversation()
+    first = engine.answer("Who held a single-person picket on November 6?", conversation)
+    assert first.understood is None  # answered as asked
+    follow_up = engine.answer("What did she say?", conversation)
+    assert follow_up.understood == "What did Aruzhan Duisebaeva say?"
+    more = engine.answer("tell me more", conversation)
+    assert more.understood == "What did Aruzhan Duisebaeva say?"

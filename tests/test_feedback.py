@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sqlite3
 import subprocess
@@ -40,6 +41,13 @@ def test_votes_are_stored_with_question_answer_citations_and_time(tmp_path: Path
     assert store.counts() == {"up": 1, "down": 1}
     mode = sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_a_follow_up_is_stored_as_it_was_understood(tmp_path: Path) -> None:
+    # "tell me more" alone could not be asked again by `python -m bot eval`.
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    store.record(dataclasses.replace(ANSWER, question="tell me more", understood="Who leads the party?"), "down")
+    assert read_feedback(store.path)[0]["question"] == "Who leads the party?"
 
 
 def test_a_vote_that_is_not_up_or_down_is_refused(tmp_path: Path) -> None:
