@@ -178,6 +178,7 @@ def test_console_json_builds_a_missing_index_and_prints_one_line_per_question(cl
     for line in lines:
         assert set(line) == {
             "question",
+            "understood",
             "answer",
             "outcome",
             "abstained",
@@ -188,6 +189,7 @@ def test_console_json_builds_a_missing_index_and_prints_one_line_per_question(cl
         }
         assert line["mode"] == "extractive" and line["sentences"] == []  # the default: nothing is written
     assert "three days" in lines[1]["answer"]
+    assert lines[0]["understood"] is None and lines[1]["understood"] == "How long was Zhanbolat Mamai detained?"
     assert set(lines[0]["citations"][0]) == {"n", "title", "publisher", "published", "url", "source", "passage"}
     assert lines[0]["citations"][0]["source"].endswith(".md")
     assert lines[2]["abstained"] is True and lines[2]["citations"] == []
