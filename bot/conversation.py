@@ -62,9 +62,9 @@ class Conversation:
     def expand(self, question: str) -> str | None:
         """The question an ellipsis stands for, or None when it is not one or the last exchange gives it no sense.
 
-        A new subject replaces the last question's ("how many seats does Aq Zhol have?", then "and the
-        Communists?" → "how many seats does the Communists have?"); a time or a circumstance is added to it
-        ("and in 2016?" → "how many seats does Aq Zhol have in 2016").
+        A new subject replaces the last question's ("how many seats does the Green Alliance hold?", then "and
+        the Liberals?" → "how many seats does the Liberals hold?"); a time or a circumstance is added to it
+        ("and in 2016?" → "how many seats does the Green Alliance hold in 2016").
         """
         found = english.ellipsis(question)
         if found is None or not self._exchanges:
@@ -94,8 +94,8 @@ class Conversation:
 def asked_names(question: str, answer_text: str) -> list[str]:
     """The names a question asked about, however it was typed: its own capitalized names and the names of its
     answer that it writes in any case or spelling ("what is the democratic party" asked about "Democratic
-    Party"), in the order the question names them, a name inside a longer one left out ("Kazakhstan" in "the
-    Democratic Party of Kazakhstan")."""
+    Party"), in the order the question names them, a name inside a longer one left out ("Freedonia" in "the
+    Democratic Party of Freedonia")."""
     own = names(question)
     candidates = own + [part for span in names(answer_text) for part in english.name_parts(span)]
     found: list[tuple[int, int, str]] = []

@@ -371,7 +371,7 @@ def quoted_speakers(text: str) -> list[str]:
 
 def name_parts(span: str) -> list[str]:
     """A name span and the names within it: "Smith's Unity Front" names Smith and the Unity Front too, but
-    "Communist People's Party" is one name (a bare "Party" names nothing)."""
+    "Workers' People's Party" is one name (a bare "Party" names nothing)."""
     parts = re.split(r"['’]s\s+", span)
     if len(parts) == 1 or any(len(words(part)) == 1 and is_organisation(part) for part in parts[1:]):
         return [span]
@@ -380,8 +380,8 @@ def name_parts(span: str) -> list[str]:
 
 def find_name(text: str, name: str) -> tuple[int, int] | None:
     """Where `text` writes the name as a user may type it, from the article before it ("the green alliance"),
-    in any case, with any separators ("nur otan" for "Nur-Otan") and in any romanization ("janbolat mamay" for
-    "Zhanbolat Mamai"): its start and end, or None."""
+    in any case, with any separators ("sinn fein" for "Sinn-Fein") and in any romanization ("chaikovskiy" for
+    "Tchaikovsky"): its start and end, or None."""
     wanted = [spelling_key(w) for w in words(name)]
     tokens = list(_WORD.finditer(text))
     keys = [spelling_key(_bare(t.group().lower())) for t in tokens]
@@ -451,7 +451,7 @@ ELLIPSIS = re.compile(
 )
 
 
-# "And the Communists?", "what about in 2016?": the last question asked again of another subject, or narrowed.
+# "And the Liberals?", "what about in 2016?": the last question asked again of another subject, or narrowed.
 _ELLIPSIS = re.compile(r"^(?:and|what\s+about|how\s+about)\s+(?P<rest>[^?!.]+?)\W*$", re.IGNORECASE)
 _NARROWING_OPENERS = frozenset(
     """in on at before after during since until till for from to with without by under over between among against
@@ -462,7 +462,7 @@ _SECOND_PERSON = frozenset("you your yours yourself me my i we us our".split())
 
 @dataclass(frozen=True)
 class Ellipsis:
-    """What an elliptical follow-up adds to the last question: a new subject ("the Communists") to put in place
+    """What an elliptical follow-up adds to the last question: a new subject ("the Liberals") to put in place
     of its own, or, when `replaces_subject` is false, a time or circumstance ("in 2016") to add to it."""
 
     text: str
@@ -470,7 +470,7 @@ class Ellipsis:
 
 
 def ellipsis(question: str) -> Ellipsis | None:
-    """The ellipsis in "and the Communists?", "what about now", "how about in 2016?", or None when the question
+    """The ellipsis in "and the Liberals?", "what about now", "how about in 2016?", or None when the question
     says more than that (a question word, a verb, a pronoun to resolve instead) or is small talk."""
     match = _ELLIPSIS.match(question.strip())
     if not match:
