@@ -372,3 +372,12 @@ def test_an_answer_says_how_a_follow_up_was_understood(engine: Engine) -> None:
     assert follow_up.understood == "What did Aruzhan Duisebaeva say?"
     more = engine.answer("tell me more", conversation)
     assert more.understood == "What did Aruzhan Duisebaeva say?"
+
+
+def test_the_engine_answers_an_ellipsis_as_the_question_it_stands_for(engine: Engine) -> None:
+    conversation = Conversation()
+    engine.answer("What did Aruzhan Duisebaeva say?", conversation)
+    answer = engine.answer("and Dimash Alzhanov?", conversation)
+    assert answer.understood == "What did Dimash Alzhanov say?"
+    # Remembered as the expanded question: another ellipsis swaps the new subject.
+    assert conversation.exchanges[-1].question == "What did Dimash Alzhanov say?"
