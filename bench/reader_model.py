@@ -70,7 +70,7 @@ class Pair:
 
 
 @dataclass(frozen=True)
-class Question:
+class Asked:
     """A question's best candidates, and whether SQuAD (or our label) says the articles answer it."""
 
     answerable: bool
@@ -78,7 +78,7 @@ class Question:
 
 
 @dataclass(frozen=True)
-class Checked:
+class Scored:
     """One checking question: whether it is answerable, and each method's question score and top pick."""
 
     answerable: bool
@@ -95,7 +95,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def candidates(example: Example, params: ScorerParams, count: int) -> Question:
+def candidates(example: Example, params: ScorerParams, count: int) -> Asked:
     """The question's best `count` candidates under `params`, each with the sentences it points back to."""
     scored = example.candidates.rescored(params)
     holds = dict(zip(example.candidates.sentences, example.labels, strict=True))
@@ -110,7 +110,7 @@ def candidates(example: Example, params: ScorerParams, count: int) -> Question:
         )
         for sentence, probability in list(zip(scored.sentences, scored.probabilities, strict=True))[:count]
     ]
-    return Question(bool(example.item["must"]), pairs)
+    return Asked(bool(example.item["must"]), pairs)
 
 
 def train(pairs: list[Pair], epochs: int, seed: int) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
@@ -159,7 +159,7 @@ def read(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, pairs: list
         return [float(p) for p in torch.sigmoid(model(**encode(tokenizer, pairs)).logits.squeeze(-1)).reshape(-1)]
 
 
-def check(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, questions: list[Question]) -> list[Checked]:
+def check(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, questions: list[Asked]) -> list[Scored]:
     found = []
     for question in questions:
         if not question.pairs:
@@ -168,7 +168,7 @@ def check(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, questions:
         reader = read(tokenizer, model, pairs)
         top = int(np.argmax(reader))
         found.append(
-            Checked(
+            Scored(
                 answerable=question.answerable,
                 scorer_score=pairs[0].scorer_probability,
                 scorer_top_right=pairs[0].holds_answer,
@@ -190,7 +190,7 @@ def timing(
     embedder: SentenceTransformerEmbedder,
     tokenizer: PreTrainedTokenizerBase,
     model: PreTrainedModel,
-    questions: list[Question],
+    questions: list[Asked],
 ) -> tuple[float, float]:
     """Median seconds to embed a question and to cross-encode its candidates, interleaved question by question.
 
@@ -207,7 +207,7 @@ def timing(
     return statistics.median(embedding), statistics.median(reading)
 
 
-def report(checked: list[Checked], embed_seconds: float, read_seconds: float, epochs: int) -> str:
+def report(checked: list[Scored], embed_seconds: float, read_seconds: float, epochs: int) -> str:
     answerable = [c.answerable for c in checked]
     unanswerable = answerable.count(False)
     lines = [
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         news = collect(news_engine, news_items, "news:fit")
         for name in ("dev_qa.jsonl", "extra_qa.jsonl"):
             news += collect(news_engine, load_questions(DATA / name), f"news:{name}")
-        checked: list[Checked] = []
+        checked: list[Scored] = []
         timed: tuple[float, float] | None = None
         for fold, title in enumerate(articles):
             training = [e for other, examples in squad.items() if other != title for e in examples] + news

@@ -443,16 +443,16 @@ ANAPHORA = re.compile(
 _HER_POSSESSIVE = r"her(?=\s+(?!(?:to|for|with|about|of|in|on|at|by|from|and|or|after|before)\b)\w)"
 PERSONAL_PRONOUN = re.compile(rf"\b(?:he|she|him|her|they|them|{_IT})\b", re.IGNORECASE)
 POSSESSIVE_PRONOUN = re.compile(rf"\b(?:his|{_HER_POSSESSIVE}|its|their)\b", re.IGNORECASE)
-# "And the other party?", "What about Paris?", "Tell me more", or a bare "Why?".
+# How an elliptical follow-up opens: "and the other party?", "what about Paris?".
+_ELLIPSIS_OPENER = r"(?:and|what\s+about|how\s+about)"
+# A message that leans on the one before: an ellipsis, "Tell me more", or a bare "Why?".
 ELLIPSIS = re.compile(
-    r"^(?:(?:and|what about|how about|tell me more|more|go on|anything else)\b"
+    rf"^(?:(?:{_ELLIPSIS_OPENER}|tell me more|more|go on|anything else)\b"
     r"|(?:why|when|where|how|who|how so|really|since when)\W*$)",
     re.IGNORECASE,
 )
-
-
-# "And the Liberals?", "what about in 2016?": the last question asked again of another subject, or narrowed.
-_ELLIPSIS = re.compile(r"^(?:and|what\s+about|how\s+about)\s+(?P<rest>[^?!.]+?)\W*$", re.IGNORECASE)
+# What an ellipsis says after its opener: "the Liberals" in "and the Liberals?", "in 2016" in "what about in 2016?".
+_ELLIPSIS_REST = re.compile(rf"^{_ELLIPSIS_OPENER}\s+(?P<rest>[^?!.]+?)\W*$", re.IGNORECASE)
 _NARROWING_OPENERS = frozenset(
     """in on at before after during since until till for from to with without by under over between among against
     now then today currently recently later earlier nowadays yesterday tomorrow""".split()
@@ -472,7 +472,7 @@ class Ellipsis:
 def ellipsis(question: str) -> Ellipsis | None:
     """The ellipsis in "and the Liberals?", "what about now", "how about in 2016?", or None when the question
     says more than that (a question word, a verb, a pronoun to resolve instead) or is small talk."""
-    match = _ELLIPSIS.match(question.strip())
+    match = _ELLIPSIS_REST.match(question.strip())
     if not match:
         return None
     rest = match.group("rest").strip()
